@@ -64,6 +64,26 @@ KEEP_RESOLUTION = """(() => {
     return stream;
   };
 })();"""
+#: Keeps every RTCPeerConnection the page makes, so that its WebRTC statistics can be read.
+KEEP_PEERS = """(() => {
+  const Original = window.RTCPeerConnection;
+  if (!Original) return;
+  window.__peers = [];
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args) { super(...args); window.__peers.push(this); }
+  };
+})();"""
+#: The camera sender's and the filtered receiver's RTP statistics (W3C webrtc-stats).
+READ_RTP = """async () => {
+  const out = {};
+  for (const pc of window.__peers || []) {
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video') out.sent = r;
+      if (r.type === 'inbound-rtp' && r.kind === 'video') out.received = r;
+    });
+  }
+  return out;
+}"""
 READ_COUNTER = """() => { const b = window.__bench; const q = document.querySelector('video').getVideoPlaybackQuality();
   return {presented: b.presented, width: b.width, height: b.height,
           decoded: q.totalVideoFrames, dropped: q.droppedVideoFrames}; }"""
@@ -144,6 +164,25 @@ def _choose_preset(page, preset: str) -> None:
     page.get_by_role("option", name=K.PRESET_LABELS[preset], exact=True).click()
 
 
+def _rtp_figures(before: dict, after: dict, elapsed: float) -> dict[str, float | str]:
+    """Frames the camera sent / the filtered stream received per second, and why Chrome held its sender back."""
+    sent0, sent1 = before.get("sent", {}), after.get("sent", {})
+    got0, got1 = before.get("received", {}), after.get("received", {})
+    limits = {k: v - sent0.get("qualityLimitationDurations", {}).get(k, 0.0)
+              for k, v in sent1.get("qualityLimitationDurations", {}).items()}
+    spent = sum(limits.values()) or 1.0
+    return {
+        "camera_sent_fps": (sent1.get("framesSent", 0) - sent0.get("framesSent", 0)) / elapsed,
+        "camera_sent_size": f"{sent1.get('frameWidth', '?')}x{sent1.get('frameHeight', '?')}",
+        "camera_kbps": 8e-3 * (sent1.get("bytesSent", 0) - sent0.get("bytesSent", 0)) / elapsed,
+        "camera_target_kbps": 1e-3 * sent1.get("targetBitrate", float("nan")),
+        "camera_limited_by": ", ".join(f"{k} {100 * v / spent:.0f}%" for k, v in sorted(limits.items()) if v > 0)
+        or "nothing",
+        "filtered_received_fps": (got1.get("framesReceived", 0) - got0.get("framesReceived", 0)) / elapsed,
+        "filtered_kbps": 8e-3 * (got1.get("bytesReceived", 0) - got0.get("bytesReceived", 0)) / elapsed,
+    }
+
+
 def run(
     seconds: float, warmup: float, preset: str, size: tuple[int, int], keep_resolution: bool, workdir: Path
 ) -> dict[str, float | str]:
@@ -157,6 +196,7 @@ def run(
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=CHROMIUM_ARGS + fake_camera_args(clip))
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.add_init_script(KEEP_PEERS)
             if keep_resolution:
                 page.add_init_script(KEEP_RESOLUTION)  # runs in every frame, the component's included
             page.goto(url, wait_until="domcontentloaded")
@@ -171,6 +211,7 @@ def run(
             frame.evaluate(INSTALL_COUNTER)
             page.wait_for_timeout(int(warmup * 1000))
             start, t0 = frame.evaluate(READ_COUNTER), time.perf_counter()
+            rtp0 = frame.evaluate(READ_RTP)
             cpu0 = _cpu_seconds_by_tree(proc.pid)
             server_fps, server_ms, sizes = [], [], set()
             while time.perf_counter() - t0 < seconds:
@@ -180,6 +221,7 @@ def run(
                 server_ms.append(_number(shown.get("ms per frame")))
                 sizes.add(shown.get("Frame size", "?"))
             end, elapsed = frame.evaluate(READ_COUNTER), time.perf_counter() - t0
+            rtp1 = frame.evaluate(READ_RTP)
             cpu1 = _cpu_seconds_by_tree(proc.pid)
             browser.close()
     finally:
@@ -199,6 +241,7 @@ def run(
         "browser_dropped": end["dropped"] - start["dropped"],
         "browser_size": f"{end['width']}x{end['height']}",
         "server_cpu": (cpu1[0] - cpu0[0]) / elapsed,
+        **_rtp_figures(rtp0, rtp1, elapsed),
         "browser_cpu": (cpu1[1] - cpu0[1]) / elapsed,
     }
 
@@ -241,6 +284,12 @@ def main() -> None:
     print(f"| browser | frames dropped by the player | {r['browser_dropped']} | |")
     print(f"| server | CPU used (cores busy: decode, filter, encode, WebRTC) | {r['server_cpu']:.2f} | |")
     print(f"| browser | CPU used by Chromium and Playwright (cores busy) | {r['browser_cpu']:.2f} | |")
+    print(f"| browser | camera frames sent / s (outbound-rtp) | {r['camera_sent_fps']:.1f} | |")
+    print(f"| browser | camera frames sent: size, kbit/s, target kbit/s | {r['camera_sent_size']}, "
+          f"{r['camera_kbps']:.0f}, {r['camera_target_kbps']:.0f} | |")
+    print(f"| browser | what held the camera sender back (share of time) | {r['camera_limited_by']} | |")
+    print(f"| browser | filtered frames received / s (inbound-rtp), kbit/s | {r['filtered_received_fps']:.1f}, "
+          f"{r['filtered_kbps']:.0f} | |")
     fresh = r["server_fps_median"]
     if fresh > 0:
         print(f"| server | CPU ms per filtered frame | {1e3 * r['server_cpu'] / fresh:.1f} | |")

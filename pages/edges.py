@@ -221,6 +221,7 @@ def _live_section(image: np.ndarray, kernel: np.ndarray, options: dict[str, Any]
         return
     if "edges_callback" not in st.session_state:
         st.session_state["edges_callback"] = _frame_callback(holder)
+    live.request_camera_bitrate()  # else a busy server holds the camera to 10-15 frames/s at 640x480
     ctx = webrtc_streamer(
         key="edges_webrtc",
         mode=WebRtcMode.SENDRECV,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -269,3 +270,66 @@ def test_reasons_for_no_live_video():
     assert missing is not None and "streamlit-webrtc" in missing
     nobrowser = live.why_no_live_video(None, webrtc_installed=True)
     assert nobrowser is not None and "browser" in nobrowser
+
+
+# ------------------------------------------------------------------------------------------ camera send rate
+@pytest.fixture
+def aiortc_codecs():
+    """aiortc's codec definitions, restored after the test (request_camera_bitrate changes them process-wide)."""
+    codecs = pytest.importorskip("aiortc.codecs").CODECS  # streamlit-webrtc's dependency: in requirements.txt
+    saved = [dict(codec.parameters) for codec in codecs["video"]]
+    yield codecs
+    for codec, parameters in zip(codecs["video"], saved, strict=True):
+        codec.parameters.clear()
+        codec.parameters.update(parameters)
+
+
+def _answer_sdp() -> str:
+    """The SDP answer a server-side peer makes to a browser-like offer of one sent and received video track."""
+    import asyncio
+
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import VideoStreamTrack
+
+    async def negotiate() -> str:
+        browser, server = RTCPeerConnection(), RTCPeerConnection()
+        try:
+            browser.addTransceiver(VideoStreamTrack(), direction="sendrecv")
+            await browser.setLocalDescription(await browser.createOffer())
+            # the offer's own format parameters removed: the answer's must come from the server
+            offer = "\r\n".join(line for line in browser.localDescription.sdp.splitlines()
+                                if "x-google" not in line) + "\r\n"
+            await server.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await server.setLocalDescription(await server.createAnswer())
+            return server.localDescription.sdp
+        finally:
+            await browser.close()
+            await server.close()
+
+    return asyncio.run(negotiate())
+
+
+def test_the_answer_asks_the_browser_for_a_camera_bitrate_floor(aiortc_codecs):
+    live.request_camera_bitrate(700, 1300)
+    sdp = _answer_sdp()
+    vp8 = re.search(r"a=rtpmap:(\d+) VP8/90000", sdp)
+    assert vp8, sdp
+    fmtp = re.search(rf"a=fmtp:{vp8.group(1)} (.*)", sdp)
+    assert fmtp, f"no format parameters for VP8 in the answer:\n{sdp}"
+    params = dict(item.split("=", 1) for item in fmtp.group(1).strip().split(";"))
+    assert params["x-google-min-bitrate"] == "700"
+    assert params["x-google-start-bitrate"] == "1300"
+    live.request_camera_bitrate()  # the defaults replace the earlier figures
+    assert f"x-google-min-bitrate={live.CAMERA_MIN_KBPS}" in _answer_sdp()
+
+
+@pytest.mark.parametrize(
+    ("min_kbps", "start_kbps", "message"),
+    [(0, 1500, "min_kbps must be a positive"), (1000, -5, "start_kbps must be a positive"),
+     (1000.5, 1500, "whole number"), (True, 1500, "whole number"), (2000, 1000, "at least min_kbps")],
+)
+def test_bad_camera_bitrates_are_refused_and_change_nothing(aiortc_codecs, min_kbps, start_kbps, message):
+    before = [dict(codec.parameters) for codec in aiortc_codecs["video"]]
+    with pytest.raises(ValueError, match=message):
+        live.request_camera_bitrate(min_kbps, start_kbps)
+    assert [dict(codec.parameters) for codec in aiortc_codecs["video"]] == before

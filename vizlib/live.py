@@ -29,7 +29,10 @@ __all__ = [
     "LiveFilter",
     "LiveSettings",
     "LiveStats",
+    "CAMERA_MIN_KBPS",
+    "CAMERA_START_KBPS",
     "render_frame",
+    "request_camera_bitrate",
     "resolve_display",
     "video_frame_layout",
     "why_no_live_video",
@@ -42,6 +45,10 @@ __all__ = [
 DISPLAYS: tuple[str, ...] = ("auto", "clip", "absolute", "offset")
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+#: Lowest and first send rate (kbit/s) the server asks a browser to use for its camera; see request_camera_bitrate.
+CAMERA_MIN_KBPS = 1000
+CAMERA_START_KBPS = 1500
+_BITRATE_LOCK = threading.Lock()
 #: Full-range gray 0..255 -> limited-range luma 16..235 (BT.601), as libswscale maps gray to YUV.
 _GRAY_TO_LUMA = np.round(16 + np.arange(256) * 219 / 255).astype(np.uint8)
 
@@ -369,3 +376,39 @@ def why_no_live_video(url: str | None, *, webrtc_installed: bool) -> str | None:
         f"Browsers only let pages served over https, or from this same computer, use the camera; this page "
         f"is at {parts.scheme}://{parts.netloc}. Open it through https (or on the server as localhost)."
     )
+
+
+def request_camera_bitrate(min_kbps: int = CAMERA_MIN_KBPS, start_kbps: int = CAMERA_START_KBPS) -> None:
+    """Ask every browser that streams its camera to this server to send at least ``min_kbps`` kbit/s.
+
+    Why: a browser paces its camera by the bandwidth the receiver reports. The WebRTC server (aiortc) estimates
+    that from packet arrival times taken in Python, and on a busy CPU their jitter reads as congestion: Chrome
+    was held near 200 kbit/s, which at 640x480 it meets by sending 10 to 15 frames a second (measured with
+    ``benchmarks/bench_live_edges.py``; with a 1,000 kbit/s floor it sends 30). The floor and the start rate go
+    into the server's answer as the video codecs' ``x-google-min-bitrate`` / ``x-google-start-bitrate`` format
+    parameters, which Chrome and Edge honour and other browsers ignore.
+
+    aiortc copies its codec definitions into every answer, so this sets them process-wide, for every session;
+    calling it again with the same figures changes nothing.
+
+    Args:
+        min_kbps: Floor of the browser's send rate, kbit/s (a positive whole number).
+        start_kbps: Rate the browser starts at, kbit/s; at least ``min_kbps``.
+
+    Raises:
+        ValueError: For a floor or start rate that isn't a positive whole number, or a start below the floor.
+    """
+    for name, value in (("min_kbps", min_kbps), ("start_kbps", start_kbps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{name} must be a positive whole number of kbit/s, got {value!r}")
+    if start_kbps < min_kbps:
+        raise ValueError(f"start_kbps ({start_kbps}) must be at least min_kbps ({min_kbps})")
+    from aiortc.codecs import CODECS  # the streaming stack is optional; only a live page calls this
+
+    wanted = {"x-google-min-bitrate": int(min_kbps), "x-google-start-bitrate": int(start_kbps)}
+    with _BITRATE_LOCK:
+        for codec in CODECS["video"]:
+            if codec.mimeType.lower() in ("video/vp8", "video/h264") and any(
+                codec.parameters.get(key) != value for key, value in wanted.items()
+            ):
+                codec.parameters.update(wanted)
