@@ -10,15 +10,16 @@ step, over the sessions: p50 and p95 seconds of
 * ``cam_figure`` / ``cam_done``: sidebar link clicked -> the CAM methods figure is shown / the page is done;
 
 and the server's memory (peak resident set size while the sessions ran, polled from /proc every 0.2 s, and
-the resident set after the sessions have closed), the CPU seconds of the server and of the browser, and the
-load average. ``--sweep`` runs N = 1, 5, 10, 20, 30 one after the other on the same server (each wave with
-fresh images, so no wave is served from the previous wave's caches) and says how many sessions one replica
-serves with a p95 page switch of at most 2 s.
+the resident set once the sessions have closed and the server has dropped them: the benchmark's server keeps
+a closed session for ``--session-ttl`` s instead of Streamlit's 120 s), the CPU seconds of the server and of
+the browser, and the load average. ``--sweep`` runs N = 1, 5, 10, 20, 30 one after the other on the same
+server (each wave with fresh images, so no wave is served from the previous wave's caches) and says how many
+sessions one replica serves with a p95 page switch of at most 2 s.
 
 The browsers run on the same machine as the server and take most of its CPU, so on a 2-core machine the
 latencies are an upper bound for a classroom where every student's browser runs on their own computer.
 
-Run: ``.venv/bin/python benchmarks/bench_load.py [--sessions 30] [--sweep] [--stagger 0.3] [--no-cam]``
+Run: ``.venv/bin/python benchmarks/bench_load.py [--sessions 30 [--waves 3]] [--sweep] [--stagger 0.3] [--no-cam]``
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_app(log_path: Path) -> tuple[subprocess.Popen, str]:
+def _start_app(log_path: Path, session_ttl: float) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1")
     log = log_path.open("w")  # noqa: SIM115 - open for the server's whole life
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--server.disconnectedSessionTTL", str(session_ttl)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -107,7 +109,10 @@ class _RssPoller(threading.Thread):
 
 
 def _cpu_seconds(server_pid: int) -> tuple[float, float]:
-    """CPU seconds used so far by (the server, everything else this script started: Chromium, Playwright)."""
+    """CPU seconds used so far by (the server, everything else this script started: Chromium, Playwright).
+
+    Processes that exited count only if their parent waited for them (Chromium's, when the driver outlives it).
+    """
     tick = os.sysconf("SC_CLK_TCK")
     parent, cpu = {}, {}
     for entry in Path("/proc").iterdir():
@@ -130,7 +135,8 @@ def _cpu_seconds(server_pid: int) -> tuple[float, float]:
     me = os.getpid()
     server = sum(c for pid, c in cpu.items() if under(pid, server_pid))
     others = sum(c for pid, c in cpu.items() if pid != me and under(pid, me) and not under(pid, server_pid))
-    return server, others
+    times = os.times()  # + what exited children (the Playwright driver and the browser it waited for) used
+    return server, others + times.children_user + times.children_system
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -223,11 +229,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=30, help="concurrent sessions (without --sweep)")
     parser.add_argument("--sweep", action="store_true", help=f"run N = {', '.join(map(str, SWEEP))} in turn")
+    parser.add_argument("--waves", type=int, default=1,
+                        help="repeat --sessions this many times on one server (memory as sessions come and go)")
     parser.add_argument("--stagger", type=float, default=0.3, help="seconds between session starts")
     parser.add_argument("--no-cam", action="store_true", help="skip the Class activation maps page")
     parser.add_argument("--step-timeout", type=float, default=300.0, help="seconds any one wait may take")
     parser.add_argument("--total-timeout", type=float, default=900.0, help="seconds one wave may take")
-    parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait after a wave before RSS")
+    parser.add_argument("--session-ttl", type=float, default=10.0,
+                        help="server.disconnectedSessionTTL: seconds a closed session's state is kept (app: 120)")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="seconds to wait after a wave before reading the RSS (longer than --session-ttl)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the server
 
@@ -236,14 +247,14 @@ def main() -> None:
     loaded = models.load_model(models.DEFAULT_MODEL, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        proc, url = _start_app(folder / "server.log")
+        proc, url = _start_app(folder / "server.log", args.session_ttl)
         try:
             print(f"# server pid {proc.pid}, RSS at start {_memory_mb(proc.pid)['VmRSS']:.0f} MB")
             warm = _wave(url, proc.pid, 1, 0, folder, loaded, args)  # loads the model, traces the extractors
             print(f"# warm-up session: {warm['wall']:.0f} s, RSS after {warm['rss_after']:.0f} MB, "
                   f"wrong: {warm['wrong'] or 'none'}")
             rows = []
-            for wave, n in enumerate(SWEEP if args.sweep else (args.sessions,), start=1):
+            for wave, n in enumerate(SWEEP if args.sweep else (args.sessions,) * args.waves, start=1):
                 rows.append(_wave(url, proc.pid, n, wave, folder, loaded, args))
                 _print_wave(rows[-1])
             _summary(rows)
