@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_app(log_path: Path, session_ttl: float) -> tuple[subprocess.Popen, str]:
+def _start_app(log_path: Path, session_ttl: int) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1")
     log = log_path.open("w")  # noqa: SIM115 - open for the server's whole life
@@ -68,7 +69,7 @@ def _start_app(log_path: Path, session_ttl: float) -> tuple[subprocess.Popen, st
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
                 if resp.status == 200:
@@ -76,7 +77,8 @@ def _start_app(log_path: Path, session_ttl: float) -> tuple[subprocess.Popen, st
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise SystemExit(f"streamlit did not start within 90 s; see {log_path}")
+    tail = log_path.read_text(errors="replace")[-2000:]  # the folder is removed on exit: show the log here
+    raise SystemExit(f"streamlit did not start within 90 s; its log ends:\n{tail}")
 
 
 def _memory_mb(pid: int) -> dict[str, float]:
@@ -164,6 +166,21 @@ def _wrong(result: SessionResult, expected: tuple[str, float], cam: bool) -> str
     return None
 
 
+def _server_errors(log_path: Path, offset: int) -> tuple[list[str], int]:
+    """Exceptions the app raised (Streamlit's "Uncaught app execution" log entries) after ``offset`` in its log.
+
+    A session's page may show an exception and replace it on the next rerun, so the final pages alone can
+    miss one; the server's log keeps every one. Returns (one "Type: message" line per exception, new offset).
+    """
+    text = log_path.read_text(errors="replace")
+    errors, lines = [], text[offset:].splitlines()
+    for i, line in enumerate(lines):
+        if "Uncaught app execution" in line:
+            tail = next((x for x in lines[i + 1:] if x and not x.startswith((" ", "Traceback", "During"))), "?")
+            errors.append(tail.strip()[:200])
+    return errors, len(text)
+
+
 def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args) -> dict:
     uploads = make_uploads(folder / f"wave{wave}", n, salt=wave)
     expected = {p.name: expected_prediction(loaded, p.read_bytes()) for p in uploads}
@@ -180,9 +197,10 @@ def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args) -> 
     load_after = os.getloadavg()[0]
     time.sleep(args.settle)  # the sessions' websockets are closed; let the server drop them
     wrong = {r.name: why for r in results if (why := _wrong(r, expected[r.name], not args.no_cam))}
+    server_errors, args.log_offset = _server_errors(folder / "server.log", args.log_offset)
     steps = {s: [r.seconds[s] for r in results if s in r.seconds] for s in STEPS}
     return {
-        "n": n, "wall": wall, "steps": steps, "wrong": wrong, "peak_rss": peak,
+        "n": n, "wall": wall, "steps": steps, "wrong": wrong, "server_errors": server_errors, "peak_rss": peak,
         "rss_after": _memory_mb(pid)["VmRSS"], "server_cpu": cpu_after[0] - cpu_before[0],
         "browser_cpu": cpu_after[1] - cpu_before[1], "load": (load_before, load_after),
     }
@@ -195,6 +213,9 @@ def _print_wave(row: dict) -> None:
           f"sessions with wrong or missing results: {len(row['wrong'])}")
     for name, why in row["wrong"].items():
         print(f"  {name}: {why}")
+    print(f"exceptions in the server log: {len(row['server_errors'])}")
+    for text, count in Counter(row["server_errors"]).most_common():
+        print(f"  {count} x {text}")
     print("| step | sessions | p50 s | p95 s | max s |")
     print("|---|---:|---:|---:|---:|")
     for step, values in row["steps"].items():
@@ -205,8 +226,8 @@ def _print_wave(row: dict) -> None:
 
 def _summary(rows: list[dict]) -> None:
     print("\n| sessions | upload p50/p95 s | feature maps p50/p95 s (montage; page done) | CAM p50/p95 s (figure; "
-          "page done) | server CPU s | browser CPU s | server RSS peak / after MB | load avg | wrong |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "page done) | server CPU s | browser CPU s | server RSS peak / after MB | load avg | wrong | app errors |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def pair(values: list[float]) -> str:
         return f"{_percentile(values, 50):.1f} / {_percentile(values, 95):.1f}" if values else "–"
@@ -216,12 +237,12 @@ def _summary(rows: list[dict]) -> None:
         print(f"| {r['n']} | {pair(s['upload'])} | {pair(s['fm_montage'])}; {pair(s['fm_done'])} | "
               f"{pair(s['cam_figure'])}; {pair(s['cam_done'])} | {r['server_cpu']:.0f} | {r['browser_cpu']:.0f} | "
               f"{r['peak_rss']:.0f} / {r['rss_after']:.0f} | {r['load'][0]:.0f}–{r['load'][1]:.0f} | "
-              f"{len(r['wrong'])} |")
-    within = [r["n"] for r in rows if not r["wrong"] and all(
+              f"{len(r['wrong'])} | {len(r['server_errors'])} |")
+    within = [r["n"] for r in rows if not r["wrong"] and not r["server_errors"] and all(
         r["steps"][s] and _percentile(r["steps"][s], 95) <= TARGET_SWITCH_S for s in SWITCHES if r["steps"][s]
     )]
     best = max(within) if within else None
-    print(f"\nLargest N with every session right and p95 page switch (first result shown) <= {TARGET_SWITCH_S:.0f} s: "
+    print(f"\nLargest N: all right, no app exception, p95 page switch (first result) <= {TARGET_SWITCH_S:.0f} s: "
           + (str(best) if best else f"none of {[r['n'] for r in rows]}"))
 
 
@@ -235,11 +256,12 @@ def main() -> None:
     parser.add_argument("--no-cam", action="store_true", help="skip the Class activation maps page")
     parser.add_argument("--step-timeout", type=float, default=300.0, help="seconds any one wait may take")
     parser.add_argument("--total-timeout", type=float, default=900.0, help="seconds one wave may take")
-    parser.add_argument("--session-ttl", type=float, default=10.0,
+    parser.add_argument("--session-ttl", type=int, default=10,
                         help="server.disconnectedSessionTTL: seconds a closed session's state is kept (app: 120)")
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds to wait after a wave before reading the RSS (longer than --session-ttl)")
     args = parser.parse_args()
+    args.log_offset = 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the server
 
     print(f"# bench_load · {datetime.date.today()} · {machine()}")

@@ -264,16 +264,17 @@ try:
         st.info("Pick at least one method to see its map.", icon=":material/tune:")
         st.stop()
     maps = with_notices(_maps, *key, target, layer, tuple(methods), loaded, image)
-    scores = with_notices(_faithfulness, *key, target, layer, tuple(methods), loaded, image, maps)
+    # The maps first; their faithfulness scores (a batch of blurred copies through the network, several
+    # times the maps' cost on a CPU) follow in the table below, so a page switch shows its result sooner.
     st.plotly_chart(
-        fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES,
-                            scores={m: s.score for m, s in scores.items()}),
+        fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES),
         key="cam_methods_figure",
     )
     st.caption(
         f"Evidence for **{loaded.categories[target]}** at layer **{layer}**, each map scaled from 0 to 1. "
         "Hover for a pixel's value."
     )
+    scores = with_notices(_faithfulness, *key, target, layer, tuple(methods), loaded, image, maps)
     _score_table(scores)
     _downloads(maps, image, key, target, layer, colormap, opacity)
     _why_a_not_b(loaded, layer, methods, colormap, opacity)

@@ -179,3 +179,17 @@ def plotly_array(value: object) -> np.ndarray:
         shape = value.get("shape")
         return flat.reshape([int(s) for s in str(shape).split(",")]) if shape else flat
     return np.asarray(value)
+
+
+def picture_pixels(trace: object) -> np.ndarray:
+    """The RGB pixels of a plotly image trace (object or dict): its PNG ``source`` decoded, or its ``z``."""
+    import base64
+
+    import cv2
+
+    source = trace.get("source") if isinstance(trace, dict) else trace.source
+    if not source:
+        return plotly_array(trace.get("z") if isinstance(trace, dict) else trace.z)
+    assert source.startswith("data:image/png;base64,"), source[:40]
+    raw = np.frombuffer(base64.b64decode(source.split(",", 1)[1]), np.uint8)
+    return cv2.imdecode(raw, cv2.IMREAD_COLOR)[:, :, ::-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import picture_pixels
 from vizlib.figures.cam import colorscale, methods_figure, overlay_figure
 from vizlib.overlay import colorize
 
@@ -20,7 +21,8 @@ def test_overlay_figure_has_image_and_map_with_value_on_hover():
     fig = overlay_figure(image, cam, colormap="viridis", opacity=0.3, title="Grad-CAM")
     picture, heat = fig.data
     assert picture.type == "image" and heat.type == "heatmap"
-    np.testing.assert_array_equal(np.asarray(picture.z), image)
+    np.testing.assert_array_equal(picture_pixels(picture), image)  # lossless PNG, decoded by the browser
+    assert picture.z is None and picture.hoverinfo == "skip"
     np.testing.assert_allclose(np.asarray(heat.z, dtype=np.float32), cam)
     assert heat.opacity == 0.3 and heat.zmin == 0 and heat.zmax == 1
     assert "%{z" in heat.hovertemplate and heat.meta == "value"
@@ -40,7 +42,8 @@ def test_large_images_are_subsampled_with_true_coordinates():
     fig = overlay_figure(image, cam, max_side=300)
     heat = fig.data[1]
     assert np.asarray(heat.z).shape == (34, 300)
-    assert list(heat.x[:3]) == [0, 3, 6] and fig.data[0].dx == 3
+    assert list(heat.x[:3]) == [0, 3, 6] and fig.data[0].dx == 3 and fig.data[0].dy == 3
+    np.testing.assert_array_equal(picture_pixels(fig.data[0]), image[::3, ::3])
 
 
 def test_methods_figure_one_panel_per_map_with_scores():

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import picture_pixels
 from vizlib import receptive_field as R
 from vizlib.figures import receptive_field as FR
 
@@ -82,7 +83,10 @@ def test_box_figure_draws_padding_apart_from_the_image_part() -> None:
 
 def test_box_figure_interior_unit_has_no_padding_and_scales_to_the_image() -> None:
     rf = _rf(5, 2, 2, 8)
-    fig = FR.box_figure(_image(32, 64), rf, (3, 3))  # image twice the input's height, four times its width
+    image = _image(32, 64)
+    fig = FR.box_figure(image, rf, (3, 3))  # image twice the input's height, four times its width
+    np.testing.assert_array_equal(picture_pixels(fig.data[0]), image)
+    assert fig.data[0].hovertemplate.startswith("x=%{x}, y=%{y}")
     assert all(t.name != "padding (zeros)" for t in fig.data)
     inside = _trace(fig, "receptive field on the image")
     # input pixels 4..8 -> image x from 4*4-0.5 to 9*4-0.5, y from 4*2-0.5 to 9*2-0.5
@@ -99,6 +103,8 @@ def test_erf_figure_overlays_both_maps_with_the_theoretical_box() -> None:
     fig = FR.erf_figure(_image(), erf, opacity=0.4)
     heats = [t for t in fig.data if t.type == "heatmap"]
     assert len(heats) == 2 and [t.type for t in fig.data].count("image") == 2
+    for picture in (t for t in fig.data if t.type == "image"):
+        np.testing.assert_array_equal(picture_pixels(picture), _image())
     np.testing.assert_array_equal(np.asarray(heats[0].z), erf.image_map)
     np.testing.assert_array_equal(np.asarray(heats[1].z), erf.random_map)
     assert heats[0].opacity == 0.4 and (heats[0].zmin, heats[0].zmax) == (0.0, 1.0)

@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from vizlib.figures.common import picture_trace
 from vizlib.overlay import COLORMAPS, colorize
 
 __all__ = ["colorscale", "methods_figure", "overlay_figure"]
@@ -47,14 +48,7 @@ def _check(image: np.ndarray, cam: np.ndarray, opacity: float) -> None:
 def _traces(
     image: np.ndarray, cam: np.ndarray, stride: int, scale: list, opacity: float, label: str, show_scale: bool
 ) -> tuple[go.Image, go.Heatmap]:
-    picture = go.Image(
-        z=np.clip(image[::stride, ::stride], 0, 255).astype(np.uint8),
-        x0=0,
-        y0=0,
-        dx=stride,
-        dy=stride,
-        hoverinfo="skip",
-    )
+    picture = picture_trace(image, stride=stride, hoverinfo="skip")
     heat = go.Heatmap(
         z=np.asarray(cam, dtype=np.float32)[::stride, ::stride],
         x=np.arange(0, cam.shape[1], stride),

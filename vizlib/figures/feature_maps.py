@@ -6,7 +6,6 @@ thousands of channels. Pictures inside figures travel as PNG data URIs, which ke
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Sequence
 
@@ -14,7 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vizlib.feature_maps import ChannelStats, OverviewRow, encode_png, montage
+from vizlib.feature_maps import ChannelStats, OverviewRow, montage
+from vizlib.figures.common import png_data_uri
 
 __all__ = [
     "channel_heatmap",
@@ -32,11 +32,6 @@ OVERVIEW_TILE = 56
 
 def _colorscale(colormap: str) -> str:
     return colormap.capitalize()  # plotly's "Viridis" / "Cividis" are the same maps as the LUTs
-
-
-def png_data_uri(image: np.ndarray) -> str:
-    """An RGB uint8 image as a ``data:image/png;base64,...`` URI, for ``go.Image(source=...)``."""
-    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
 def _square_axes(fig: go.Figure) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from vizlib.figures.common import picture_trace
 from vizlib.receptive_field import Box, ConvStack1D, EffectiveReceptiveField, ReceptiveField
 
 __all__ = [
@@ -402,7 +403,7 @@ def box_figure(
     """
     picture = _check_image(image)
     scale = _scale(picture, rf)
-    fig = go.Figure(go.Image(z=picture, hovertemplate="x=%{x}, y=%{y}<extra></extra>"))
+    fig = go.Figure(picture_trace(picture, hovertemplate="x=%{x}, y=%{y}<extra></extra>"))
     for trace in _box_traces(rf, unit, scale):
         fig.add_trace(trace)
     x0, x1, y0, y1 = _edges(rf.box(*unit), scale)
@@ -452,7 +453,7 @@ def erf_figure(
     rf = erf.theoretical
     sy, sx = _scale(picture, rf)
     for col, (grad_map, _) in enumerate(panels, start=1):
-        fig.add_trace(go.Image(z=picture, hoverinfo="skip"), 1, col)
+        fig.add_trace(picture_trace(picture, hoverinfo="skip"), 1, col)
         fig.add_trace(
             go.Heatmap(
                 z=grad_map,
