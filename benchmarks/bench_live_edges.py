@@ -22,19 +22,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._util import machine  # noqa: E402
+from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
 from tests.fake_camera import fake_camera_args, write_y4m  # noqa: E402
 from vizlib import kernels as K  # noqa: E402
@@ -89,61 +87,6 @@ READ_COUNTER = """() => { const b = window.__bench; const q = document.querySele
           decoded: q.totalVideoFrames, dropped: q.droppedVideoFrames}; }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_app(log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1")
-    log = log_path.open("w")  # noqa: SIM115 - open for the server's whole life
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"streamlit did not start within 90 s; see {log_path}")
-
-
-def _cpu_seconds_by_tree(server_pid: int) -> tuple[float, float]:
-    """CPU seconds used so far by (the server, everything else this script started: Chromium, Playwright)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent, cpu = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-
-    def under(pid: int, root: int) -> bool:
-        while pid > 1:
-            if pid == root:
-                return True
-            pid = parent.get(pid, 1)
-        return False
-
-    me = os.getpid()
-    server = sum(c for pid, c in cpu.items() if under(pid, server_pid))
-    others = sum(c for pid, c in cpu.items() if pid != me and under(pid, me) and not under(pid, server_pid))
-    return server, others
-
-
 def _metrics(page) -> dict[str, str]:
     labels = page.locator("[data-testid='stMetricLabel']").all_inner_texts()
     values = page.locator("[data-testid='stMetricValue']").all_inner_texts()
@@ -190,7 +133,7 @@ def run(
     from playwright.sync_api import sync_playwright
 
     clip = write_y4m(workdir / "camera.y4m", width=size[0], height=size[1], fps=30, frames=30)
-    proc, url = _start_app(workdir / "server.log")
+    proc, url = start_app(workdir / "server.log")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -212,7 +155,7 @@ def run(
             page.wait_for_timeout(int(warmup * 1000))
             start, t0 = frame.evaluate(READ_COUNTER), time.perf_counter()
             rtp0 = frame.evaluate(READ_RTP)
-            cpu0 = _cpu_seconds_by_tree(proc.pid)
+            cpu0 = cpu_seconds(proc.pid)
             server_fps, server_ms, sizes = [], [], set()
             while time.perf_counter() - t0 < seconds:
                 page.wait_for_timeout(1000)
@@ -222,14 +165,10 @@ def run(
                 sizes.add(shown.get("Frame size", "?"))
             end, elapsed = frame.evaluate(READ_COUNTER), time.perf_counter() - t0
             rtp1 = frame.evaluate(READ_RTP)
-            cpu1 = _cpu_seconds_by_tree(proc.pid)
+            cpu1 = cpu_seconds(proc.pid)
             browser.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_app(proc)
     return {
         "seconds": elapsed,
         "server_fps_median": statistics.median(server_fps),

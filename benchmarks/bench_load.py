@@ -28,13 +28,10 @@ import argparse
 import datetime
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -42,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._util import machine  # noqa: E402
+from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
 from tests.load_sessions import STEPS, SessionResult, expected_prediction, make_uploads, run_sessions  # noqa: E402
 from vizlib import models  # noqa: E402
 
@@ -49,36 +47,6 @@ SWEEP = (1, 5, 10, 20, 30)
 TARGET_SWITCH_S = 2.0
 #: The steps that are page switches (what the 2 s target is about): the first result shown on the page.
 SWITCHES = ("fm_montage", "cam_figure")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_app(log_path: Path, session_ttl: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1")
-    log = log_path.open("w")  # noqa: SIM115 - open for the server's whole life
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--server.disconnectedSessionTTL", str(session_ttl)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    tail = log_path.read_text(errors="replace")[-2000:]  # the folder is removed on exit: show the log here
-    raise SystemExit(f"streamlit did not start within 90 s; its log ends:\n{tail}")
 
 
 def _memory_mb(pid: int) -> dict[str, float]:
@@ -108,37 +76,6 @@ class _RssPoller(threading.Thread):
         self._done.set()
         self.join()
         return self.peak
-
-
-def _cpu_seconds(server_pid: int) -> tuple[float, float]:
-    """CPU seconds used so far by (the server, everything else this script started: Chromium, Playwright).
-
-    Processes that exited count only if their parent waited for them (Chromium's, when the driver outlives it).
-    """
-    tick = os.sysconf("SC_CLK_TCK")
-    parent, cpu = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
-
-    def under(pid: int, root: int) -> bool:
-        while pid > 1:
-            if pid == root:
-                return True
-            pid = parent.get(pid, 1)
-        return False
-
-    me = os.getpid()
-    server = sum(c for pid, c in cpu.items() if under(pid, server_pid))
-    others = sum(c for pid, c in cpu.items() if pid != me and under(pid, me) and not under(pid, server_pid))
-    times = os.times()  # + what exited children (the Playwright driver and the browser it waited for) used
-    return server, others + times.children_user + times.children_system
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -185,7 +122,7 @@ def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args) -> 
     uploads = make_uploads(folder / f"wave{wave}", n, salt=wave)
     expected = {p.name: expected_prediction(loaded, p.read_bytes()) for p in uploads}
     load_before = os.getloadavg()[0]
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = cpu_seconds(pid)
     poller = _RssPoller(pid)
     poller.start()
     start = time.perf_counter()
@@ -193,7 +130,7 @@ def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args) -> 
                            total_timeout=args.total_timeout, stagger=args.stagger)
     wall = time.perf_counter() - start
     peak = poller.stop()
-    cpu_after = _cpu_seconds(pid)
+    cpu_after = cpu_seconds(pid)
     load_after = os.getloadavg()[0]
     time.sleep(args.settle)  # the sessions' websockets are closed; let the server drop them
     wrong = {r.name: why for r in results if (why := _wrong(r, expected[r.name], not args.no_cam))}
@@ -269,7 +206,7 @@ def main() -> None:
     loaded = models.load_model(models.DEFAULT_MODEL, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        proc, url = _start_app(folder / "server.log", args.session_ttl)
+        proc, url = start_app(folder / "server.log", "--server.disconnectedSessionTTL", str(args.session_ttl))
         try:
             print(f"# server pid {proc.pid}, RSS at start {_memory_mb(proc.pid)['VmRSS']:.0f} MB")
             warm = _wave(url, proc.pid, 1, 0, folder, loaded, args)  # loads the model, traces the extractors
@@ -283,11 +220,7 @@ def main() -> None:
             mem = _memory_mb(proc.pid)
             print(f"# server VmHWM (peak RSS over its life) {mem['VmHWM']:.0f} MB; alive: {proc.poll() is None}")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_app(proc)
     print(f"# load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -86,53 +86,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def app_server():
+def app_server(tmp_path_factory):
     """``streamlit run app.py`` on a free localhost port, for the whole test session; yields its URL."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-    import time
-    import urllib.request
-    root = Path(__file__).resolve().parent.parent
-    port = _free_port()
-    env = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1")
-    log_path = Path(tempfile.gettempdir()) / f"cnn-lens-e2e-{port}.log"
-    log = log_path.open("w")  # noqa: SIM115 - open for the server's whole life, closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.close()
-        raise RuntimeError(f"streamlit did not start within 90 s; see {log_path}")
+    from tests.app_process import start_app, stop_app
+
+    proc, url = start_app(tmp_path_factory.mktemp("app") / "server.log")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_app(proc)
 
 
 @pytest.fixture
