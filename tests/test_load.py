@@ -59,6 +59,8 @@ def test_thirty_concurrent_sessions_each_get_their_own_results(app_server, lite0
     assert len({p.name for p in uploads}) == SESSIONS
     assert len({p.read_bytes() for p in uploads}) == SESSIONS
     expected = {p.name: expected_prediction(lite0, p.read_bytes()) for p in uploads}
+    log = Path(os.readlink(f"/proc/{pid}/fd/1"))  # the server's output: Streamlit logs every app exception
+    start = log.stat().st_size
 
     results = run_sessions(app_server, uploads, cam=True, step_timeout=STEP_TIMEOUT, total_timeout=TOTAL_TIMEOUT,
                            stagger=STAGGER)
@@ -93,6 +95,11 @@ def test_thirty_concurrent_sessions_each_get_their_own_results(app_server, lite0
         if not ok:
             problems.append(f"{res.name} (expected {label}, {probability:.1%}): {seen}")
     assert not problems, f"{len(problems)} of {SESSIONS} sessions went wrong:\n" + "\n".join(problems)
+    # a page can show an exception and replace it on its next rerun; the server's log keeps every one
+    with log.open(errors="replace") as fh:
+        fh.seek(start)
+        logged = fh.read()
+    assert "Uncaught app execution" not in logged, f"the app raised while the sessions ran:\n{logged[-3000:]}"
 
     assert _alive(pid), "the server process died"
     with urllib.request.urlopen(app_server + "/_stcore/health", timeout=10) as resp:
