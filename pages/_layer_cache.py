@@ -1,15 +1,25 @@
-"""Every layer's activations for the session's (model, image): one forward pass, cached for all sessions.
+"""Results several pages need, computed once and cached for all sessions.
 
-Shared by the feature-map and learned-filter pages, so visiting both costs one forward pass. The cached
-value is immutable (read-only arrays), so sessions can share it safely.
+* Every layer's activations for a (model, image): one forward pass shared by the feature-map,
+  learned-filter and receptive-field pages.
+* Every class of a (model, image), most probable first: one forward pass shared by the home page's top-5
+  and the class-activation-map page's target picker.
+* A model's receptive fields, from its architecture alone: shared by the feature-map and receptive-field pages.
+
+Every cached value is immutable (read-only arrays, frozen dataclasses, read-only mappings), so sessions can
+share it safely.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import streamlit as st
 
 from pages._shared import with_notices
 from vizlib import feature_maps, models
+from vizlib import receptive_field as R
 
 #: (model, image) pairs kept; one costs from about 25 MB (ResNet-18) to 110 MB (VGG-16).
 MAX_ENTRIES = 8
@@ -25,6 +35,28 @@ def layer_activations(loaded: models.LoadedModel, image_key: str, image) -> feat
     return with_notices(_compute, loaded.name, loaded.pretrained, image_key, loaded, image)
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _ranking(model_name: str, pretrained: bool, image_key: str, _loaded, _image) -> models.Prediction:
+    return models.classify(_loaded, _image, len(_loaded.categories))
+
+
+def ranking(loaded: models.LoadedModel, image_key: str, image) -> models.Prediction:
+    """Every class of ``loaded`` on ``image``, most probable first (one forward pass per pair)."""
+    return with_notices(_ranking, loaded.name, loaded.pretrained, image_key, loaded, image)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def architecture_fields(model_name: str, every_layer: bool = False) -> Mapping[str, R.ReceptiveField]:
+    """:func:`vizlib.receptive_field.architecture_fields` of a model, once per process (no weights needed).
+
+    Raises:
+        vizlib.receptive_field.ReceptiveFieldError: As the library function (not cached: tried again next time).
+    """
+    return MappingProxyType(R.architecture_fields(model_name, every_layer=every_layer))
+
+
 def clear() -> None:
-    """Forget every cached pair (tests use it to count forward passes)."""
+    """Forget every cached result (tests use it to count forward passes and architecture builds)."""
     _compute.clear()
+    _ranking.clear()
+    architecture_fields.clear()

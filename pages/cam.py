@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from pages._layer_cache import ranking as shared_ranking
 from pages._shared import SESSION_IMAGE_SIDE, current_image, current_image_key, current_model, with_notices
 from vizlib import activations, cam, images, models, overlay
 from vizlib import feature_maps as fm
@@ -24,12 +25,6 @@ OTHER = -1  # the "another class" choice of the target picker
 
 
 # ------------------------------------------------------------------------------------------- cached work
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _ranking(model_name: str, pretrained: bool, image_key: str, _loaded, _image) -> models.Prediction:
-    """Every class of the model, most probable first."""
-    return models.classify(_loaded, _image, len(_loaded.categories))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -198,7 +193,7 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
         image, image_key = _sample_image(SAMPLE_KEY), f"gallery:{SAMPLE_KEY}"
     else:
         image, image_key = current_image(), current_image_key()
-    ranking = with_notices(_ranking, loaded.name, loaded.pretrained, image_key, loaded, image)
+    ranking = shared_ranking(loaded, image_key, image)
     probs = dict(zip(ranking.indices, (p for _, p in ranking.top), strict=True))
     defaults = list(ranking.indices[:2])
     if sample:
@@ -250,7 +245,7 @@ image = current_image()
 image_key = current_image_key()
 key = (loaded.name, loaded.pretrained, image_key)
 try:
-    ranking = with_notices(_ranking, *key, loaded, image)
+    ranking = shared_ranking(loaded, image_key, image)
     top, side = st.columns([1, 2])
     with top:
         target = _pick_target(loaded, ranking, image_key)

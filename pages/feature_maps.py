@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import streamlit as st
 
-from pages._layer_cache import layer_activations
+from pages._layer_cache import architecture_fields, layer_activations
 from pages._shared import current_image, current_image_key, current_model
 from vizlib import activations, receptive_field
 from vizlib import feature_maps as fm
@@ -40,11 +42,10 @@ def _overview(model_name: str, pretrained: bool, image_key: str, by: str, colorm
     return ffm.overview_figure(fm.network_overview(_acts, k=OVERVIEW_K, by=by), colormap=colormap)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _receptive_fields(model_name: str) -> dict:
-    """Every layer's receptive field (from the architecture: no weights needed), once per model."""
+def _receptive_fields(model_name: str) -> Mapping[str, receptive_field.ReceptiveField]:
+    """Every layer's receptive field (from the architecture: no weights needed); none where it can't be traced."""
     try:
-        return receptive_field.architecture_fields(model_name, every_layer=True)
+        return architecture_fields(model_name, every_layer=True)
     except receptive_field.ReceptiveFieldError:
         return {}
 

@@ -2,29 +2,23 @@
 
 import streamlit as st
 
-from pages._shared import available_lessons, current_image, current_image_key, current_model, with_notices
-from vizlib import models
+from pages._layer_cache import ranking
+from pages._shared import available_lessons, current_image, current_image_key, current_model
 from vizlib.figures.common import topk_bar
-
-
-@st.cache_data(max_entries=128, show_spinner=False)
-def _classify(model_name: str, image_key: str, _image) -> models.Prediction:
-    return models.classify(current_model(), _image, 5)
-
 
 st.title("CNN Lens")
 st.markdown("See what a real, pretrained convolutional network computes on **your** image, layer by layer.")
 
 loaded = current_model()
 image = current_image()
-prediction = with_notices(_classify, loaded.name, current_image_key(), image)
+prediction = ranking(loaded, current_image_key(), image)  # shared with the CAM page: one forward pass
 
 left, right = st.columns([1, 1])
 with left:
     st.image(image, caption=st.session_state.get("image_label"), width="stretch")
 with right:
     st.subheader("Top-5 classes")
-    st.plotly_chart(topk_bar(prediction.top), key="top5")
+    st.plotly_chart(topk_bar(prediction.top[:5]), key="top5")
     best, prob = prediction.top[0]
     st.metric("Prediction", best, f"{prob:.1%}", delta_color="off")
 st.caption(

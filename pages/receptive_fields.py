@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import streamlit as st
 
-from pages._layer_cache import layer_activations
+from pages._layer_cache import architecture_fields, layer_activations
 from pages._shared import current_image, current_image_key, current_model, with_notices
 from vizlib import activations, models
 from vizlib import receptive_field as R
@@ -28,12 +30,6 @@ PRESETS: dict[str, tuple[list[int], list[int], list[int]] | None] = {
 # ------------------------------------------------------------------------------------------- cached work
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _fields(model_name: str) -> dict[str, R.ReceptiveField]:
-    """Every conv and pooling layer's receptive field, from the architecture (no weights), once per model."""
-    return R.architecture_fields(model_name)
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _erf(
     model_name: str, image_key: str, layer: str, unit: tuple[int, int], channel: int | None, n_random: int,
@@ -49,7 +45,7 @@ def _text(value: int | tuple[int, int]) -> str:
 # ------------------------------------------------------------------------------------------- one unit
 
 
-def _pick_layer(fields: dict[str, R.ReceptiveField], rows: dict[str, activations.LayerInfo], model_name: str) -> str:
+def _pick_layer(fields: Mapping[str, R.ReceptiveField], rows: dict[str, activations.LayerInfo], model_name: str) -> str:
     """Stage, then a conv or pooling layer in it; the network's middle layer first."""
     groups: dict[str, list[str]] = {}
     for name in fields:
@@ -136,7 +132,7 @@ def _describe_box(rf: R.ReceptiveField, unit: tuple[int, int], layer: str) -> st
     return text
 
 
-def _unit_section(loaded, image, image_key: str, fields: dict[str, R.ReceptiveField]) -> None:
+def _unit_section(loaded, image, image_key: str, fields: Mapping[str, R.ReceptiveField]) -> None:
     try:
         rows = {row.name: row for row in activations.layer_table(loaded)}
     except activations.ExtractionError:
@@ -211,7 +207,7 @@ def _erf_section(loaded, image, image_key: str, picture, layer: str, unit: tuple
 # ------------------------------------------------------------------------------------------- growth
 
 
-def _growth_section(loaded, fields: dict[str, R.ReceptiveField]) -> None:
+def _growth_section(loaded, fields: Mapping[str, R.ReceptiveField]) -> None:
     st.subheader("Growth with depth")
     st.plotly_chart(FR.growth_figure(fields, title=loaded.spec.title), key="rf_growth")
     local = [rf for rf in fields.values() if not rf.is_global]
@@ -232,7 +228,7 @@ def _growth_section(loaded, fields: dict[str, R.ReceptiveField]) -> None:
     compared, summary = {}, []
     for name in chosen:
         try:
-            table = _fields(name)
+            table = architecture_fields(name)
         except R.ReceptiveFieldError as exc:
             st.warning(f"{models.get_spec(name).title}: {exc}")
             continue
@@ -358,7 +354,7 @@ loaded = current_model()
 image = current_image()
 image_key = current_image_key()
 try:
-    fields = _fields(loaded.name)
+    fields = architecture_fields(loaded.name)
 except R.ReceptiveFieldError as exc:
     st.error(f"{exc} Pick another model in the sidebar.")
     fields = {}

@@ -8,7 +8,8 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import APP
+from pages import _layer_cache
+from tests.conftest import open_page
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figure as _figure
 from vizlib import images, models
@@ -22,13 +23,7 @@ LAYER = "_blocks.4._depthwise_conv"  # stage _blocks.4 of EfficientNet-Lite0
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
+    return open_page(PAGE, timeout=180)
 
 
 def _metrics(at: AppTest) -> dict[str, str]:
@@ -62,8 +57,10 @@ def photo() -> np.ndarray:
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     st.cache_data.clear()
+    _layer_cache.clear()
     yield
     st.cache_data.clear()
+    _layer_cache.clear()
 
 
 def test_layer_numbers_and_the_units_box_are_the_models_own(loaded):
