@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ from PIL import Image
 from torch import nn
 
 from vizlib import models
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 #: Absolute path of the app's entrypoint, for ``AppTest.from_file(APP)``.
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -154,3 +158,14 @@ def picture_pixels(trace: object) -> np.ndarray:
     assert source.startswith("data:image/png;base64,"), source[:40]
     raw = np.frombuffer(base64.b64decode(source.split(",", 1)[1]), np.uint8)
     return cv2.imdecode(raw, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+def open_page(page: str, *, timeout: float = 180) -> AppTest:
+    """The app as a student opens it: the home page first, then ``page`` (a path under pages/); no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at

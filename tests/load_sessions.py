@@ -200,6 +200,20 @@ async def _switch(page, title: str, timeout_ms: int) -> None:
     await _until(page, _HEADING, title, timeout_ms)
 
 
+async def _timed_switch(
+    page, title: str, first: tuple[str, str], done: tuple[str, str], result: SessionResult, timeout_ms: int
+) -> None:
+    """Switch to the page ``title`` and time it: until its first result shows, then until it is done.
+
+    ``first`` and ``done`` are (page predicate, step name in ``result.seconds``).
+    """
+    start = time.perf_counter()
+    await _switch(page, title, timeout_ms)
+    for predicate, step in (first, done):
+        await _until(page, predicate, None, timeout_ms)
+        result.seconds[step] = time.perf_counter() - start
+
+
 async def _drive(context, url: str, upload: Path, cam: bool, timeout_ms: int, result: SessionResult) -> None:
     page = await context.new_page()
     await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
@@ -224,12 +238,7 @@ async def _drive(context, url: str, upload: Path, cam: bool, timeout_ms: int, re
     await _check(page, result)
 
     result.step = "feature maps"
-    start = time.perf_counter()
-    await _switch(page, "Feature maps", timeout_ms)
-    await _until(page, _MONTAGE, None, timeout_ms)
-    result.seconds["fm_montage"] = time.perf_counter() - start
-    await _until(page, _FM_DONE, None, timeout_ms)
-    result.seconds["fm_done"] = time.perf_counter() - start
+    await _timed_switch(page, "Feature maps", (_MONTAGE, "fm_montage"), (_FM_DONE, "fm_done"), result, timeout_ms)
     size = await main.locator("[data-testid='stImage'] img").first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
     result.montage_size = (int(size[0]), int(size[1]))
     result.sidebar_captions["feature maps"] = await _sidebar_caption(page)
@@ -237,12 +246,8 @@ async def _drive(context, url: str, upload: Path, cam: bool, timeout_ms: int, re
 
     if cam:
         result.step = "class activation maps"
-        start = time.perf_counter()
-        await _switch(page, "Class activation maps", timeout_ms)
-        await _until(page, _CAM_FIGURE, None, timeout_ms)
-        result.seconds["cam_figure"] = time.perf_counter() - start
-        await _until(page, _CAM_DONE, None, timeout_ms)
-        result.seconds["cam_done"] = time.perf_counter() - start
+        await _timed_switch(page, "Class activation maps", (_CAM_FIGURE, "cam_figure"), (_CAM_DONE, "cam_done"),
+                            result, timeout_ms)
         radio = main.locator("[data-testid='stRadio']").filter(has_text="Explain the class")
         result.cam_first_choice = (await radio.locator("[data-testid='stRadioOption']").first.inner_text()).strip()
         caption = main.locator("[data-testid='stCaptionContainer']").filter(has_text="Evidence for")

@@ -7,7 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import APP
+from tests.conftest import open_page
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figure as _figure
 from vizlib import cam, images, models
@@ -20,13 +20,7 @@ LAYER_KEY = f"cam_layer::{models.DEFAULT_MODEL}"
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
+    return open_page(PAGE, timeout=300)
 
 
 def _panels(fig: dict) -> tuple[list[str], list[np.ndarray]]:

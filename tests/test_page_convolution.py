@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import APP
+from tests.conftest import APP, open_page
 from vizlib import conv_arithmetic as ca
 
 pytestmark = pytest.mark.slow
@@ -19,11 +19,7 @@ PAGE = "pages/convolution.py"
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(PAGE, timeout=60)
 
 
 def _figures(at: AppTest) -> list[dict]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import APP
+from tests.conftest import open_page
 from vizlib import models
 from vizlib.digits_view import Unit, classify_heldout, digit_flow, load_heldout, unit_sources
 
@@ -41,12 +41,7 @@ def _probabilities(loaded: models.LoadedModel, image: np.ndarray) -> np.ndarray:
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(PAGE, timeout=120)
 
 
 def _chart(at: AppTest, key: str) -> dict:

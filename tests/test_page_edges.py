@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import APP
+from tests.conftest import open_page
 from tests.conftest import plotly_array as _array
 from vizlib import kernels as K
 
@@ -24,13 +24,7 @@ PAGE = "pages/edges.py"
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
+    return open_page(PAGE, timeout=120)
 
 
 def _figures(at: AppTest) -> dict[str, dict]:

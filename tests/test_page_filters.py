@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import APP
+from tests.conftest import open_page
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figure as _figure
 from vizlib import activations, filters, images, models
@@ -18,13 +18,7 @@ LAYER_KEY = f"filters_layer::{models.DEFAULT_MODEL}"
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
-
-
+    return open_page(PAGE, timeout=180)
 
 
 @pytest.fixture(scope="module")
