@@ -14,7 +14,12 @@ Target (issue 7): the live stream holds at least 20 frames per second at 640x480
 By default Chrome is asked to keep the camera's resolution under CPU load (and lower its frame rate instead),
 so the figures are for 640x480 frames; ``--let-chrome-scale`` keeps Chrome's default, which scales down.
 
-Run: ``.venv/bin/python benchmarks/bench_live_edges.py [--seconds 10] [--warmup 6] [--let-chrome-scale]``
+``--camera-min-kbps`` sets the floor the server asks the browser's camera sender for (the app's
+``CNN_LENS_CAMERA_MIN_KBPS``; 0: none, the browser paces itself). Several values are measured one after the
+other in this process, each with its own server, and compared side by side.
+
+Run: ``.venv/bin/python benchmarks/bench_live_edges.py [--seconds 10] [--warmup 6] [--let-chrome-scale]
+[--camera-min-kbps 0 500 1000]``
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
 from tests.fake_camera import fake_camera_args, write_y4m  # noqa: E402
 from vizlib import kernels as K  # noqa: E402
+from vizlib import live  # noqa: E402
 
 TARGET_FPS = 20
 WIDTH, HEIGHT = 640, 480
@@ -127,13 +133,14 @@ def _rtp_figures(before: dict, after: dict, elapsed: float) -> dict[str, float |
 
 
 def run(
-    seconds: float, warmup: float, preset: str, size: tuple[int, int], keep_resolution: bool, workdir: Path
+    seconds: float, warmup: float, preset: str, size: tuple[int, int], keep_resolution: bool, workdir: Path,
+    camera_min_kbps: int,
 ) -> dict[str, float | str]:
     """One measured stream; returns the figures."""
     from playwright.sync_api import sync_playwright
 
     clip = write_y4m(workdir / "camera.y4m", width=size[0], height=size[1], fps=30, frames=30)
-    proc, url = start_app(workdir / "server.log")
+    proc, url = start_app(workdir / "server.log", env={"CNN_LENS_CAMERA_MIN_KBPS": str(camera_min_kbps)})
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -185,27 +192,12 @@ def run(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured stream time")
-    parser.add_argument("--warmup", type=float, default=6.0, help="stream time before measuring")
-    parser.add_argument("--preset", default="sobel_x", choices=list(K.PRESETS), help="kernel used while measuring")
-    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="camera frame size, WIDTHxHEIGHT (even)")
-    parser.add_argument("--let-chrome-scale", action="store_true",
-                        help="let Chrome lower the resolution under CPU load (its default) instead of the frame rate")
-    args = parser.parse_args()
-    size = tuple(int(n) for n in args.size.lower().split("x"))
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        load_before = os.getloadavg()[0]
-        r = run(args.seconds, args.warmup, args.preset, size, not args.let_chrome_scale, Path(tmp))
-        load_after = os.getloadavg()[0]
+def _print_run(r: dict, floor: int, args: argparse.Namespace, size: tuple[int, int]) -> None:
     chrome = "may scale down under load" if args.let_chrome_scale else "keeps the resolution (contentHint detail)"
-    print(f"# Live edge stream, {datetime.date.today()}: {machine()}")
-    print(f"# camera: fake, {size[0]}x{size[1]} at 30 fps; kernel {K.PRESET_LABELS[args.preset]}, grayscale; "
-          f"server on the CPU; {r['seconds']:.1f} s measured after {args.warmup:.0f} s warm-up; "
-          f"load average {load_before:.1f} before, {load_after:.1f} after; Chrome {chrome}\n")
+    print(f"\n# camera: fake, {size[0]}x{size[1]} at 30 fps; kernel {K.PRESET_LABELS[args.preset]}, grayscale; "
+          f"server on the CPU; camera floor {floor or 'none'}{' kbit/s' if floor else ''}; {r['seconds']:.1f} s "
+          f"measured after {args.warmup:.0f} s warm-up; load average {r['load'][0]:.1f} before, "
+          f"{r['load'][1]:.1f} after; Chrome {chrome}\n")
     print(f"| where | what | value | >= {TARGET_FPS} fps |")
     print("|---|---|---:|:---:|")
     rows = [
@@ -229,9 +221,42 @@ def main() -> None:
     print(f"| browser | what held the camera sender back (share of time) | {r['camera_limited_by']} | |")
     print(f"| browser | filtered frames received / s (inbound-rtp), kbit/s | {r['filtered_received_fps']:.1f}, "
           f"{r['filtered_kbps']:.0f} | |")
-    fresh = r["server_fps_median"]
-    if fresh > 0:
-        print(f"| server | CPU ms per filtered frame | {1e3 * r['server_cpu'] / fresh:.1f} | |")
+    if r["server_fps_median"] > 0:
+        print(f"| server | CPU ms per filtered frame | {1e3 * r['server_cpu'] / r['server_fps_median']:.1f} | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured stream time")
+    parser.add_argument("--warmup", type=float, default=6.0, help="stream time before measuring")
+    parser.add_argument("--preset", default="sobel_x", choices=list(K.PRESETS), help="kernel used while measuring")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="camera frame size, WIDTHxHEIGHT (even)")
+    parser.add_argument("--let-chrome-scale", action="store_true",
+                        help="let Chrome lower the resolution under CPU load (its default) instead of the frame rate")
+    parser.add_argument("--camera-min-kbps", type=int, nargs="+", default=[live.CAMERA_MIN_KBPS],
+                        help="camera floor(s) the server asks for, kbit/s (0: none); several are compared")
+    args = parser.parse_args()
+    size = tuple(int(n) for n in args.size.lower().split("x"))
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    print(f"# Live edge stream, {datetime.date.today()}: {machine()}")
+    results = {}
+    for floor in args.camera_min_kbps:
+        with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+            load_before = os.getloadavg()[0]
+            r = run(args.seconds, args.warmup, args.preset, size, not args.let_chrome_scale, Path(tmp), floor)
+            r["load"] = (load_before, os.getloadavg()[0])
+        results[floor] = r
+        _print_run(r, floor, args, size)
+    if len(results) > 1:
+        first = next(iter(results))
+        print(f"\n| camera floor kbit/s | camera sent fps | server filtered fps | browser displayed fps | "
+              f"displayed / floor {first or 'none'} |")
+        print("|---:|---:|---:|---:|---:|")
+        for floor, r in results.items():
+            ratio = r["browser_presented_fps"] / max(results[first]["browser_presented_fps"], 1e-9)
+            print(f"| {floor or 'none'} | {r['camera_sent_fps']:.1f} | {r['server_fps_median']:.1f} | "
+                  f"{r['browser_presented_fps']:.1f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":

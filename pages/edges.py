@@ -221,7 +221,12 @@ def _live_section(image: np.ndarray, kernel: np.ndarray, options: dict[str, Any]
         return
     if "edges_callback" not in st.session_state:
         st.session_state["edges_callback"] = _frame_callback(holder)
-    live.request_camera_bitrate()  # else a busy server holds the camera to 10-15 frames/s at 640x480
+    try:  # a floor for the camera's send rate: else a busy server holds it to 10-15 frames/s at 640x480
+        rates = live.camera_bitrate_from_env()
+        if rates is not None:
+            live.request_camera_bitrate(*rates)
+    except ValueError as exc:  # a deployment's bad setting: stream with the browser's own pacing
+        st.warning(f"{exc}. The camera streams at the rate the browser picks.", icon=":material/speed:")
     ctx = webrtc_streamer(
         key="edges_webrtc",
         mode=WebRtcMode.SENDRECV,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["ROOT", "cpu_seconds", "free_port", "start_app", "stop_app"]
@@ -25,24 +26,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(log_path: Path, *options: str, timeout: float = 90.0) -> tuple[subprocess.Popen, str]:
+def start_app(
+    log_path: Path, *options: str, env: Mapping[str, str] | None = None, timeout: float = 90.0
+) -> tuple[subprocess.Popen, str]:
     """``streamlit run app.py`` on a free localhost port with the models on the CPU; returns (process, URL).
 
     Args:
         log_path: Where the server's output goes (kept open for the server's life).
         *options: More ``streamlit run`` options, e.g. ``"--server.disconnectedSessionTTL", "10"``.
+        env: More environment variables for the server.
         timeout: Seconds to wait for ``/_stcore/health``.
 
     Raises:
         RuntimeError: The server exited or did not answer in time; the message ends with its log.
     """
     port = free_port()
-    env = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1")
+    environ = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1", **(env or {}))
     log = log_path.open("w")  # noqa: SIM115 - the server writes to it until it stops
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", *options],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
     )
     log.close()  # the child has its own copy of the file
     url = f"http://127.0.0.1:{port}"

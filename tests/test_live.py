@@ -333,3 +333,30 @@ def test_bad_camera_bitrates_are_refused_and_change_nothing(aiortc_codecs, min_k
     with pytest.raises(ValueError, match=message):
         live.request_camera_bitrate(min_kbps, start_kbps)
     assert [dict(codec.parameters) for codec in aiortc_codecs["video"]] == before
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, (live.CAMERA_MIN_KBPS, live.CAMERA_START_KBPS)),
+        ({"CNN_LENS_CAMERA_MIN_KBPS": "600"}, (600, live.CAMERA_START_KBPS)),
+        ({"CNN_LENS_CAMERA_MIN_KBPS": "2500"}, (2500, 2500)),  # the start follows a floor above it
+        ({"CNN_LENS_CAMERA_MIN_KBPS": " 800 ", "CNN_LENS_CAMERA_START_KBPS": "900"}, (800, 900)),
+        ({"CNN_LENS_CAMERA_MIN_KBPS": "0"}, None),  # no floor: the browser paces itself
+    ],
+)
+def test_camera_bitrate_from_the_environment(environ, expected):
+    assert live.camera_bitrate_from_env(environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CNN_LENS_CAMERA_MIN_KBPS": "fast"}, "CNN_LENS_CAMERA_MIN_KBPS must be a whole number"),
+        ({"CNN_LENS_CAMERA_START_KBPS": "1.5e3"}, "CNN_LENS_CAMERA_START_KBPS must be a whole number"),
+        ({"CNN_LENS_CAMERA_MIN_KBPS": "-1"}, "must be 0 \\(no floor\\) or more"),
+    ],
+)
+def test_bad_camera_bitrate_settings_are_named(environ, message):
+    with pytest.raises(ValueError, match=message):
+        live.camera_bitrate_from_env(environ)

@@ -12,10 +12,11 @@ becomes the other is the ``display`` option (see :data:`DISPLAYS`).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ __all__ = [
     "LiveStats",
     "CAMERA_MIN_KBPS",
     "CAMERA_START_KBPS",
+    "camera_bitrate_from_env",
     "render_frame",
     "request_camera_bitrate",
     "resolve_display",
@@ -412,3 +414,32 @@ def request_camera_bitrate(min_kbps: int = CAMERA_MIN_KBPS, start_kbps: int = CA
                 codec.parameters.get(key) != value for key, value in wanted.items()
             ):
                 codec.parameters.update(wanted)
+
+
+def camera_bitrate_from_env(environ: Mapping[str, str] = os.environ) -> tuple[int, int] | None:
+    """The camera floor and start rate (kbit/s) a deployment asks for, for :func:`request_camera_bitrate`.
+
+    ``CNN_LENS_CAMERA_MIN_KBPS`` sets the floor (default :data:`CAMERA_MIN_KBPS`; ``0`` asks for nothing and
+    leaves the pacing to the browser, e.g. on a network too weak for 1 Mbit/s per student);
+    ``CNN_LENS_CAMERA_START_KBPS`` the start (default the larger of :data:`CAMERA_START_KBPS` and the floor).
+
+    Returns:
+        ``(min_kbps, start_kbps)``, or None when the floor is 0.
+
+    Raises:
+        ValueError: A variable that isn't a whole number of kbit/s, naming it.
+    """
+    values = {}
+    for name, default in (("CNN_LENS_CAMERA_MIN_KBPS", CAMERA_MIN_KBPS), ("CNN_LENS_CAMERA_START_KBPS", None)):
+        text = environ.get(name, "").strip()
+        try:
+            values[name] = int(text) if text else default
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number of kbit/s, got {text!r}") from None
+    floor = values["CNN_LENS_CAMERA_MIN_KBPS"]
+    if floor < 0:
+        raise ValueError(f"CNN_LENS_CAMERA_MIN_KBPS must be 0 (no floor) or more, got {floor}")
+    if floor == 0:
+        return None
+    start = values["CNN_LENS_CAMERA_START_KBPS"]
+    return floor, max(CAMERA_START_KBPS, floor) if start is None else start
