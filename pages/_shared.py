@@ -110,7 +110,7 @@ def shared_model(name: str, pretrained: bool) -> models.LoadedModel:
     warm[4:-4, warm.shape[1] // 2 - 2 : warm.shape[1] // 2 + 2] = 255  # a stroke: the digits model needs ink
     models.classify(loaded, warm)  # warm-up: the first pass pays one-time setup
     # The modules and the model live as long as the process: moved out of the collector's sight, they make
-    # each full garbage collection cost well under a millisecond instead of about 200 ms (measured).
+    # each full garbage collection cost far under a millisecond instead of about 230 ms (bench_server_costs.py).
     gc.freeze()
     return loaded
 

@@ -22,8 +22,8 @@ def picture_trace(image: np.ndarray, *, stride: int = 1, **kwargs) -> go.Image:
     """A photo as a plotly image trace that the browser decodes as a PNG, every ``stride``-th pixel.
 
     Plotly draws an image given as a ``z`` array pixel by pixel in JavaScript; given as a PNG ``source`` the
-    browser decodes it natively: a four-panel class-activation figure rendered in 65 ms instead of 450 to
-    570 ms in headless Chromium, and its JSON was no larger. Coordinates stay those of the full image
+    browser decodes it natively: a four-panel class-activation figure renders about 7x faster in headless
+    Chromium (``benchmarks/bench_server_costs.py``), and its JSON is no larger. Coordinates stay those of the full image
     (``dx = dy = stride``). Hover can show ``%{x}`` and ``%{y}``; the pixel's colour is not offered.
 
     Args:

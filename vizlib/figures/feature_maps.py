@@ -237,8 +237,8 @@ def overview_figure(rows: Sequence[OverviewRow], *, colormap: str = "viridis", t
 def _overview_skeleton(titles: tuple[str, ...], spacing: float) -> dict:
     """The overview's subplot layout (axes, domains, titles) as a plain dict, made once per model.
 
-    Building it with make_subplots and update_xaxes(row=i) for every image cost about 180 ms of CPU for the 21
-    stages of EfficientNet-Lite0; one go.Figure from finished dicts costs about 15 ms (measured).
+    Building it with make_subplots and update_xaxes(row=i) for every image made the whole figure about three
+    times as costly (``benchmarks/bench_server_costs.py``).
     """
     fig = make_subplots(rows=len(titles), cols=1, subplot_titles=list(titles), vertical_spacing=spacing)
     fig.update_annotations(font_size=12, xanchor="left", x=0)
