@@ -21,6 +21,14 @@ with right:
     st.plotly_chart(topk_bar(prediction.top[:5]), key="top5")
     best, prob = prediction.top[0]
     st.metric("Prediction", best, f"{prob:.1%}", delta_color="off")
+(height, width), (need_h, need_w) = image.shape[:2], loaded.input_size
+if height < need_h or width < need_w:
+    st.info(
+        f"Your image is {width}×{height} px, smaller than the {need_w}×{need_h} px the network looks at: it is "
+        "enlarged first, so the network sees a blurred picture and its guesses mean less. A larger photo works "
+        "better.",
+        icon=":material/zoom_in:",
+    )
 st.caption(
     f"{loaded.spec.title} · {'pretrained' if loaded.pretrained else 'untrained'} · "
     f"{prediction.device.upper()} · forward pass {prediction.seconds * 1000:.0f} ms"

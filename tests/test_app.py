@@ -72,6 +72,19 @@ def test_upload_a_photo_then_a_bad_file_keeps_the_photo():
     np.testing.assert_array_equal(at.session_state["image"], images.fit_image(cat, 1024))
 
 
+def test_a_tiny_upload_is_classified_with_a_note_that_it_was_enlarged():
+    at = _app()
+    assert not at.info  # the gallery photo is large enough
+    at.sidebar.radio(key="image_source").set_value("Upload").run()
+    tiny = np.random.default_rng(0).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    at.sidebar.get("file_uploader")[0].set_value(("tiny.png", encode(Image.fromarray(tiny), "PNG"), "image/png"))
+    at.run()
+    assert not at.exception and not at.sidebar.error
+    assert at.metric[0].value  # still classified
+    (note,) = at.info
+    assert "Your image is 5×3 px, smaller than the 224×224 px the network looks at" in note.value
+
+
 def test_model_without_weights_offline_falls_back_to_default(tmp_path, monkeypatch):
     monkeypatch.setenv(models.CHECKPOINTS_ENV, str(tmp_path))
     import dataclasses
