@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages._shared import HOME, available_lessons, draw_sidebar
+from ui.shared import HOME, available_lessons, draw_sidebar
 
 st.set_page_config(page_title="CNN Lens", page_icon=":material/visibility:", layout="wide")
 

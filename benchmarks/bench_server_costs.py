@@ -4,7 +4,7 @@ One process, side by side, medians of CPU time (or of in-browser render time) an
 
 1. A full garbage collection (what Streamlit's ``runner.postScriptGC`` ran after every script run) with
    streamlit, torch, plotly and the default model loaded: as it was, and after ``gc.freeze()`` (what
-   ``pages._shared.shared_model`` does after loading a model).
+   ``ui.shared.shared_model`` does after loading a model).
 2. The Feature maps page's network-overview figure (EfficientNet-Lite0, 21 stages): built with
    ``make_subplots`` and one ``update_xaxes``/``update_yaxes`` per stage (before), and as
    :func:`vizlib.figures.feature_maps.overview_figure` builds it now.

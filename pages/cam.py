@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages._layer_cache import ranking as shared_ranking
-from pages._shared import SESSION_IMAGE_SIDE, current_image, current_image_key, current_model, with_notices
+from ui.layer_cache import ranking as shared_ranking
+from ui.shared import SESSION_IMAGE_SIDE, current_image, current_image_key, current_model, with_notices
 from vizlib import activations, cam, images, models, overlay
 from vizlib import feature_maps as fm
 from vizlib.figures import cam as fcam

@@ -10,7 +10,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from pages._shared import shared_model, with_notices
+from ui.shared import shared_model, with_notices
 from vizlib import digits_view as DV
 from vizlib import models
 from vizlib.digits import DigitsDataError, EmptyDrawingError

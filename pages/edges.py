@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._shared import current_image, current_model
+from ui.shared import current_image, current_model
 from vizlib import kernels as K
 from vizlib import live
 from vizlib.figures import kernels as KF

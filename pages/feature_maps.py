@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from pages._layer_cache import architecture_fields, layer_activations
-from pages._shared import current_image, current_image_key, current_model
+from ui.layer_cache import architecture_fields, layer_activations
+from ui.shared import current_image, current_image_key, current_model
 from vizlib import activations, receptive_field
 from vizlib import feature_maps as fm
 from vizlib.figures import feature_maps as ffm

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._layer_cache import layer_activations
-from pages._shared import current_image, current_image_key, current_model, untrained_model
+from ui.layer_cache import layer_activations
+from ui.shared import current_image, current_image_key, current_model, untrained_model
 from vizlib import activations
 from vizlib import filters as F
 from vizlib.figures import feature_maps as ffm

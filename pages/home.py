@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from pages._layer_cache import ranking
-from pages._shared import available_lessons, current_image, current_image_key, current_model
+from ui.layer_cache import ranking
+from ui.shared import available_lessons, current_image, current_image_key, current_model
 from vizlib.figures.common import topk_bar
 
 st.title("CNN Lens")

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from pages._layer_cache import architecture_fields, layer_activations
-from pages._shared import current_image, current_image_key, current_model, with_notices
+from ui.layer_cache import architecture_fields, layer_activations
+from ui.shared import current_image, current_image_key, current_model, with_notices
 from vizlib import activations, models
 from vizlib import receptive_field as R
 from vizlib.figures import receptive_field as FR

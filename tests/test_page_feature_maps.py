@@ -77,7 +77,7 @@ def test_opens_on_the_default_layer_with_montage_channel_overview_and_table(cat_
 
 
 def test_switching_layer_channel_and_options_runs_no_new_forward_pass(monkeypatch):
-    from pages import _layer_cache
+    from ui import layer_cache as _layer_cache
 
     _layer_cache.clear()
     passes = []
@@ -129,7 +129,7 @@ def test_sort_by_max_per_channel_scale_and_top_k(cat_activations):
 
 
 def test_a_model_that_cannot_be_traced_gets_a_message(monkeypatch):
-    from pages import _layer_cache
+    from ui import layer_cache as _layer_cache
 
     _layer_cache.clear()
 

@@ -21,7 +21,7 @@ def test_streamlit_does_not_collect_after_every_run():
 
 @pytest.mark.slow
 def test_loading_a_shared_model_freezes_the_long_lived_objects():
-    from pages._shared import shared_model
+    from ui.shared import shared_model
 
     gc.unfreeze()
     shared_model.clear()

@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 import streamlit as st
 
-from pages._shared import with_notices
+from ui.shared import with_notices
 from vizlib import feature_maps, models
 from vizlib import receptive_field as R
 
