@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import cv2
@@ -40,6 +41,7 @@ __all__ = [
     "ModelSpec",
     "Prediction",
     "UnknownModelError",
+    "UserModelError",
     "WeightsIntegrityError",
     "WeightsUnavailableError",
     "checkpoints_dir",
@@ -48,6 +50,7 @@ __all__ = [
     "get_spec",
     "list_models",
     "load_model",
+    "load_user_model",
     "predict",
     "run_with_cpu_fallback",
     "weights_path",
@@ -600,3 +603,19 @@ def predict(loaded: LoadedModel, image: np.ndarray, k: int = 5) -> list[tuple[st
         ``k`` pairs ``(class name, probability)``.
     """
     return list(classify(loaded, image, k).top)
+
+
+# --------------------------------------------------------------------------------------------- your own model
+
+_USER_MODEL_API = ("load_user_model", "UserModelError")
+if TYPE_CHECKING:
+    from vizlib.user_models import UserModelError, load_user_model
+
+
+def __getattr__(name: str) -> object:
+    """``load_user_model`` and ``UserModelError`` live in :mod:`vizlib.user_models` (imported on first use)."""
+    if name in _USER_MODEL_API:
+        from vizlib import user_models
+
+        return getattr(user_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
