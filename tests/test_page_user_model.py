@@ -25,6 +25,8 @@ def _uploader(at: AppTest, prefix: str):
 
 def _load(at: AppTest, name: str, data: bytes, *, classes: list[str] | None = None, count: int = 0,
           architecture: str = "resnet18") -> AppTest:
+    if not at.sidebar.toggle(key="own_open").value:
+        at.sidebar.toggle(key="own_open").set_value(True).run()
     state = at.session_state
     round_ = state["own_model_round"] if "own_model_round" in state else 0  # noqa: SIM401 (AppTest's has no get)
     _uploader(at, f"own_weights_{round_}").set_value((name, data, "application/octet-stream"))

@@ -108,7 +108,11 @@ def section() -> None:
     own = session_model()
     limit = user_models.user_model_limit_bytes()
     round_ = st.session_state.get(_ROUND, 0)
-    with st.sidebar.expander("Your own model", icon=":material/upload_file:", expanded=_ERROR in st.session_state):
+    # A toggle, not an expander: a collapsed expander still puts its uploaders in the page, and the sidebar's
+    # image uploader should stay the only one until someone asks for this.
+    if not st.sidebar.toggle("Your own model", key="own_open", help="Your weights for a registry architecture"):
+        return
+    with st.sidebar.container(border=True):
         weights = st.file_uploader(
             "Weights (.safetensors, or a state dict .pt / .pth)", key=f"own_weights_{round_}",
             max_upload_size=max(1, limit // 2**20),
@@ -118,7 +122,9 @@ def section() -> None:
             "Architecture", names, key="own_arch", index=names.index("resnet18") if "resnet18" in names else 0,
             format_func=lambda n: models.get_spec(n).title,
         )
-        names_file = st.file_uploader("Class names (text file, one per line)", key=f"own_names_{round_}")
+        names_file = st.file_uploader(
+            "Class names (text file, one per line)", key=f"own_names_{round_}", max_upload_size=1
+        )
         count = st.number_input("…or the number of classes (0: from the weights)", 0, 100_000, 0, key="own_count")
         st.caption("Preprocessing (empty: the architecture's)")
         left, right = st.columns(2)
