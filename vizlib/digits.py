@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vizlib._paths import shipped_file
+
 __all__ = [
     "DEFAULT_CARD",
     "DEFAULT_CHECKPOINT",
@@ -44,10 +46,9 @@ INPUT_SIZE = 28
 #: The longest side of the ink after scaling, in pixels (MNIST's 20 px box).
 DIGIT_BOX = 20
 
-_ROOT = Path(__file__).resolve().parent.parent
 #: The committed checkpoint (a state dict) and its model card.
-DEFAULT_CHECKPOINT = _ROOT / "checkpoints" / "digits_lenet5.pth"
-DEFAULT_CARD = _ROOT / "checkpoints" / "digits_lenet5.json"
+DEFAULT_CHECKPOINT = shipped_file("digits_lenet5.pth")
+DEFAULT_CARD = shipped_file("digits_lenet5.json")
 
 #: Where Debian's opencv-doc package puts the digits image (it may compress it).
 DIGITS_PNG_CANDIDATES = (

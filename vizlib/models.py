@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vizlib._paths import downloads_dir
 from vizlib.concurrency import GRAPH_LOCK, RWLock
 from vizlib.devices import DeviceFallbackWarning, default_device, is_oom
 
@@ -59,7 +60,7 @@ __all__ = [
 
 #: Environment variable that moves the checkpoints folder (default: ``checkpoints/`` in the repo).
 CHECKPOINTS_ENV = "CNN_LENS_CHECKPOINTS"
-_REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+_REPO_CHECKPOINTS = downloads_dir()  # the checkout's checkpoints/, or ~/.cache/cnn-lens/checkpoints when installed
 # torch.hub's rule, which torchvision's weights follow: the file name carries a sha256 prefix.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 
