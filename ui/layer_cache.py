@@ -46,6 +46,10 @@ def ranking(loaded: models.LoadedModel, image_key: str, image) -> models.Predict
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
+def _fields(model_name: str, every_layer: bool, input_size: tuple[int, int] | None) -> Mapping[str, R.ReceptiveField]:
+    return MappingProxyType(R.architecture_fields(model_name, input_size, every_layer=every_layer))
+
+
 def architecture_fields(
     model_name: str, every_layer: bool = False, input_size: tuple[int, int] | None = None
 ) -> Mapping[str, R.ReceptiveField]:
@@ -54,7 +58,7 @@ def architecture_fields(
     Raises:
         vizlib.receptive_field.ReceptiveFieldError: As the library function (not cached: tried again next time).
     """
-    return MappingProxyType(R.architecture_fields(model_name, input_size, every_layer=every_layer))
+    return _fields(model_name, every_layer, input_size)  # one call form: one cache key however it is called
 
 
 def fields_of(loaded: models.LoadedModel, every_layer: bool = False) -> Mapping[str, R.ReceptiveField]:
@@ -69,4 +73,4 @@ def clear() -> None:
     """Forget every cached result (tests use it to count forward passes and architecture builds)."""
     _compute.clear()
     _ranking.clear()
-    architecture_fields.clear()
+    _fields.clear()
