@@ -103,13 +103,13 @@ def test_model_without_weights_offline_falls_back_to_default(tmp_path, monkeypat
 
 def test_image_stays_chosen_across_pages():
     at = _app()
-    at.sidebar.selectbox(key="gallery_key").set_value("dog").run()
+    at.sidebar.selectbox(key="gallery_key").set_value("goldfish").run()
     key = at.session_state["image_key"]
     at.switch_page("pages/convolution.py").run()
     assert not at.exception
     at.switch_page("pages/home.py").run()
     assert at.session_state["image_key"] == key
-    assert at.sidebar.selectbox(key="gallery_key").value == "dog"
+    assert at.sidebar.selectbox(key="gallery_key").value == "goldfish"
 
 
 def test_the_sidebar_offers_only_models_that_take_photos():
