@@ -3,7 +3,8 @@
 They follow PyTorch's conventions exactly: ``conv2d`` is a cross-correlation (the kernel is not flipped),
 ``conv_transpose2d`` scatters each input cell's scaled kernel into the output at stride ``s`` and then crops
 ``padding`` cells from every side, and pooling uses PyTorch's floor/ceil rule. The tests check every result
-against torch."""
+against torch.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Output sizes of convolution, transposed convolution and pooling, as PyTorch computes them, and the formulas.
 
-Symbols: ``i`` input size, ``k`` kernel size, ``s`` stride, ``p`` padding, ``d`` dilation."""
+Symbols: ``i`` input size, ``k`` kernel size, ``s`` stride, ``p`` padding, ``d`` dilation.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Every tensor in the graph gets a :class:`Map` state: for each spatial axis, the number of units and
 the input interval ``[lo + i*jump, hi + i*jump]`` (inclusive, input-pixel coordinates, negative
 means padding) that unit ``i`` depends on. Ops whose geometry is not known give an :class:`Unknown`
-state carrying the reason; it propagates downstream and becomes an error only when someone asks for such a layer."""
+state carrying the reason; it propagates downstream and becomes an error only when someone asks for such a layer.
+"""
 
 from __future__ import annotations
 
