@@ -41,7 +41,7 @@ from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
 from tests.fake_camera import fake_camera_args, write_y4m  # noqa: E402
 from vizlib import kernels as K  # noqa: E402
-from vizlib import live  # noqa: E402
+from vizlib.kernels import live  # noqa: E402
 
 TARGET_FPS = 20
 WIDTH, HEIGHT = 640, 480

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vizlib import kernels as K
-from vizlib import live
+from vizlib.kernels import live
 
 
 class FakeClock:
