@@ -5,7 +5,7 @@ Chromium whose fake camera plays a generated 640x480 clip at 30 frames per secon
 the stream settle, then measures for ``--seconds``:
 
 * server: frames per second the video callback filtered, read from the page's own readout (measured by
-  ``vizlib.live.LiveFilter`` from frame times), and the filtering time per frame;
+  ``vizlib.kernels.live.LiveFilter`` from frame times), and the filtering time per frame;
 * browser: frames the output <video> decoded (``getVideoPlaybackQuality``) and presented for display
   (``requestVideoFrameCallback``); every frame the server sends is a newly filtered one.
 
