@@ -23,6 +23,7 @@ from vizlib.conv_arithmetic.frames import (
     conv2d_frames,
     conv_transpose2d_frames,
     describe,
+    pool2d,
     pool2d_frames,
 )
 from vizlib.conv_arithmetic.matrix import (
@@ -36,7 +37,6 @@ from vizlib.conv_arithmetic.reference import (
     conv2d,
     conv_transpose2d,
     dilated_kernel,
-    pool2d,
 )
 from vizlib.conv_arithmetic.sizes import (
     ConvArithmeticError,

@@ -23,6 +23,7 @@ __all__ = [
     "conv2d_frames",
     "conv_transpose2d_frames",
     "describe",
+    "pool2d",
     "pool2d_frames",
 ]
 
@@ -273,6 +274,44 @@ def pool2d_frames(
             )
         )
     return tuple(frames)
+
+
+def pool2d(
+    x: object,
+    k: int,
+    s: int | None = None,
+    p: int = 0,
+    d: int = 1,
+    *,
+    mode: PoolMode = "max",
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """Max or average pooling, as ``torch.nn.functional.max_pool2d`` / ``avg_pool2d`` on one channel.
+
+    Padding is ignored by max pooling (it acts as minus infinity). Average pooling divides by the
+    number of window cells inside the padded input (``count_include_pad=True``) or inside the
+    input; cells a ceil-mode window sticks out beyond the padding are never counted.
+
+    Args:
+        x: Input, shape ``(H, W)``.
+        k: Window size.
+        s: Stride (``None``: the window size).
+        p: Padding, at most ``k // 2``.
+        d: Dilation; max pooling only.
+        mode: ``"max"`` or ``"avg"``.
+        ceil_mode: Round the output size up (see :func:`pool_output_size`).
+        count_include_pad: Average pooling: count padding cells in the divisor.
+
+    Returns:
+        The output, float64.
+
+    Raises:
+        ConvArithmeticError: Invalid parameters or an empty output.
+    """
+    return pool2d_frames(x, k, s, p, d, mode=mode, ceil_mode=ceil_mode, count_include_pad=count_include_pad)[
+        -1
+    ].output.copy()
 
 
 def conv_transpose2d_frames(

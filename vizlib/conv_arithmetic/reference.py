@@ -1,9 +1,9 @@
-"""Reference operators in plain numpy: convolution, transposed convolution, pooling and dilated kernels.
+"""Reference operators in plain numpy: convolution, transposed convolution and dilated kernels.
 
 They follow PyTorch's conventions exactly: ``conv2d`` is a cross-correlation (the kernel is not flipped),
 ``conv_transpose2d`` scatters each input cell's scaled kernel into the output at stride ``s`` and then crops
-``padding`` cells from every side, and pooling uses PyTorch's floor/ceil rule. The tests check every result
-against torch.
+``padding`` cells from every side, and pooling (``pool2d``, in :mod:`.frames`: the last of its frames) uses
+PyTorch's floor/ceil rule. The tests check every result against torch.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ __all__ = [
     "conv2d",
     "conv_transpose2d",
     "dilated_kernel",
-    "pool2d",
 ]
 
 
@@ -145,41 +144,3 @@ def _pool_geometry(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> t
     return o, max(n + 2 * p, (o - 1) * s + d * (k - 1) + 1)
 
 
-def pool2d(
-    x: object,
-    k: int,
-    s: int | None = None,
-    p: int = 0,
-    d: int = 1,
-    *,
-    mode: PoolMode = "max",
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> np.ndarray:
-    """Max or average pooling, as ``torch.nn.functional.max_pool2d`` / ``avg_pool2d`` on one channel.
-
-    Padding is ignored by max pooling (it acts as minus infinity). Average pooling divides by the
-    number of window cells inside the padded input (``count_include_pad=True``) or inside the
-    input; cells a ceil-mode window sticks out beyond the padding are never counted.
-
-    Args:
-        x: Input, shape ``(H, W)``.
-        k: Window size.
-        s: Stride (``None``: the window size).
-        p: Padding, at most ``k // 2``.
-        d: Dilation; max pooling only.
-        mode: ``"max"`` or ``"avg"``.
-        ceil_mode: Round the output size up (see :func:`pool_output_size`).
-        count_include_pad: Average pooling: count padding cells in the divisor.
-
-    Returns:
-        The output, float64.
-
-    Raises:
-        ConvArithmeticError: Invalid parameters or an empty output.
-    """
-    from vizlib.conv_arithmetic.frames import pool2d_frames  # the frames module builds on this one
-
-    return pool2d_frames(x, k, s, p, d, mode=mode, ceil_mode=ceil_mode, count_include_pad=count_include_pad)[
-        -1
-    ].output.copy()
