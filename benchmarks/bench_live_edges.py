@@ -5,7 +5,7 @@ Chromium whose fake camera plays a generated 640x480 clip at 30 frames per secon
 the stream settle, then measures for ``--seconds``:
 
 * server: frames per second the video callback filtered, read from the page's own readout (measured by
-  ``vizlib.live.LiveFilter`` from frame times), and the filtering time per frame;
+  ``vizlib.kernels.live.LiveFilter`` from frame times), and the filtering time per frame;
 * browser: frames the output <video> decoded (``getVideoPlaybackQuality``) and presented for display
   (``requestVideoFrameCallback``); every frame the server sends is a newly filtered one.
 
@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._util import machine  # noqa: E402
-from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
+from tests.app_process import cpu_seconds, nav_link, start_app, stop_app  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
 from tests.fake_camera import fake_camera_args, write_y4m  # noqa: E402
 from vizlib import kernels as K  # noqa: E402
-from vizlib import live  # noqa: E402
+from vizlib.kernels import live  # noqa: E402
 
 TARGET_FPS = 20
 WIDTH, HEIGHT = 640, 480
@@ -150,7 +150,7 @@ def run(
             if keep_resolution:
                 page.add_init_script(KEEP_RESOLUTION)  # runs in every frame, the component's included
             page.goto(url, wait_until="domcontentloaded")
-            page.locator("[data-testid='stSidebarNavLink']", has_text="Edge detectors").click(timeout=120_000)
+            nav_link(page, "Edge detectors").click(timeout=120_000)
             page.get_by_role("heading", name="Edge detectors").wait_for(timeout=120_000)
             _choose_preset(page, preset)
             page.frame_locator("iframe[title*='webrtc']").get_by_role("button", name="Start").click(timeout=60_000)

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from ui.shared import shared_model, with_notices
-from vizlib import digits_view as DV
+from vizlib import digits as DV
 from vizlib import models
 from vizlib.digits import DigitsDataError, EmptyDrawingError
 from vizlib.figures import digits as DF
@@ -184,8 +184,7 @@ try:
 except (models.ModelError, ValueError) as exc:
     st.error(f"The digits model could not be loaded: {exc}")
     st.stop()
-if st.session_state.get("model_name", models.DIGITS_MODEL) != models.DIGITS_MODEL:
-    st.caption(f":material/info: This page always uses {loaded.spec.title}, whatever the sidebar's model.")
+st.caption(f":material/info: This page always uses {loaded.spec.title}, whatever the sidebar's model.")
 
 left, right = st.columns([1, 1.3], gap="large")
 with left:

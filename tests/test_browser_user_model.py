@@ -1,6 +1,6 @@
 """End to end in headless Chromium: upload your own model in the sidebar and see it on two pages.
 
-A LeNet-5 with three classes keeps the file and the forward passes small (the AppTests run a ResNet-18).
+EfficientNet-Lite0's architecture with three classes keeps the file small (14 MB; the AppTests run a ResNet-18).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import save_file
 
-from tests.test_user_models import seeded_lenet
+from tests.test_user_models import seeded_lite0
 from vizlib import models
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,7 +29,7 @@ def _shown(selectbox) -> str:
 
 def test_upload_own_model_and_use_it_on_home_and_feature_maps(app_server, browser_factory, tmp_path):
     weights, names = tmp_path / "course.safetensors", tmp_path / "classes.txt"
-    save_file({k: v.contiguous() for k, v in seeded_lenet().state_dict().items()}, str(weights))
+    save_file({k: v.contiguous() for k, v in seeded_lite0().state_dict().items()}, str(weights))
     names.write_text("\n".join(CLASSES) + "\n")
     page = browser_factory().new_page(viewport={"width": 1500, "height": 1100})
     page.goto(app_server, wait_until="domcontentloaded")
@@ -45,11 +45,11 @@ def test_upload_own_model_and_use_it_on_home_and_feature_maps(app_server, browse
     files.nth(1).set_input_files(str(names))
     own.get_by_text("classes.txt").first.wait_for(timeout=60_000)
     own.locator("[data-testid='stSelectbox']").filter(has_text="Architecture").click()
-    page.get_by_role("option", name=models.get_spec(models.DIGITS_MODEL).title).click()
+    page.get_by_role("option", name=models.get_spec(models.DEFAULT_MODEL).title).click()
     _wait_idle(page)
     own.get_by_role("button", name="Load my model").click()
     # home: the picker shows the session's model and the top classes are its class names
-    page.get_by_text("course.safetensors (LeNet-5 digits, 3 classes) · pretrained").wait_for(timeout=120_000)
+    page.get_by_text("course.safetensors (EfficientNet-Lite0, 3 classes) · pretrained").wait_for(timeout=120_000)
     picker = sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Model").first
     assert "Your model: course.safetensors" in _shown(picker)
     page.wait_for_function(

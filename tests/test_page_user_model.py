@@ -11,7 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import APP
-from tests.test_user_models import as_pt, as_safetensors, seeded_lenet, seeded_resnet
+from tests.test_user_models import as_pt, as_safetensors, seeded_lenet, seeded_lite0, seeded_resnet
 from vizlib import models
 from vizlib.user_models import load_user_model
 
@@ -80,13 +80,14 @@ def test_own_model_on_every_page(resnet_safetensors):
 
 
 def test_pt_file_loads_through_the_sidebar_like_the_library():
-    net = seeded_lenet(num_classes=4)
+    net = seeded_lite0(num_classes=4)
     data = as_pt(net.state_dict())
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    _load(at, "digits4.pt", data, count=4, architecture=models.DIGITS_MODEL)
+    assert models.DIGITS_MODEL not in at.sidebar.selectbox(key="own_arch").options  # photo architectures only
+    _load(at, "lite4.pt", data, count=4, architecture=models.DEFAULT_MODEL)
     own = at.session_state["own_model"]
-    direct = load_user_model(data, models.DIGITS_MODEL, 4, filename="other-name.pt", device=own.device)
+    direct = load_user_model(data, models.DEFAULT_MODEL, 4, filename="other-name.pt", device=own.device)
     assert own.name == direct.name and own.categories == ["class 0", "class 1", "class 2", "class 3"]
     image = at.session_state["image"]
     x = own.preprocess(image)
@@ -102,23 +103,23 @@ def test_bad_files_get_one_sentence_and_nothing_changes(tmp_path):
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    lenet = seeded_lenet().state_dict()
+    lenet, lite = seeded_lenet().state_dict(), seeded_lite0().state_dict()
     cases = {
         "evil.pt": (pickle.dumps(Payload(), protocol=2), "nothing in it was run"),
         "notes.pt": (b"just text\n" * 50, "is not a weights file"),
         "lenet.safetensors": (as_safetensors(lenet), "are not a resnet18"),
-        "shape.pt": (as_pt({**lenet, "conv1.weight": torch.zeros(16, 1, 3, 3)}), "conv1.weight has shape"),
+        "shape.pt": (as_pt({**lite, "_conv_stem.weight": torch.zeros(32, 3, 5, 5)}), "_conv_stem.weight has shape"),
     }
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     before = at.session_state["model_name"]
     for name, (data, sentence) in cases.items():
-        architecture = models.DIGITS_MODEL if name == "shape.pt" else "resnet18"
+        architecture = models.DEFAULT_MODEL if name == "shape.pt" else "resnet18"
         _load(at, name, data, architecture=architecture)
         errors = [e.value for e in at.sidebar.error]
         assert any(sentence in e and e.endswith("Nothing changed.") for e in errors), (name, errors)
         assert "own_model" not in at.session_state and at.session_state["model_name"] == before
-    _load(at, "three.pt", as_pt(lenet), classes=["a", "b"], architecture=models.DIGITS_MODEL)
+    _load(at, "three.pt", as_pt(lite), classes=["a", "b"], architecture=models.DEFAULT_MODEL)
     assert any("head has 3 outputs but 2 class names" in e.value for e in at.sidebar.error)
     assert not marker.exists()
     assert np.asarray(at.session_state["image"]).ndim == 3

@@ -117,7 +117,7 @@ def section() -> None:
             "Weights (.safetensors, or a state dict .pt / .pth)", key=f"own_weights_{round_}",
             max_upload_size=max(1, limit // 2**20),
         )
-        names = models.list_models()
+        names = models.list_models("ImageNet")  # the architectures of the photo pages (ui.shared.PICKER_DATASET)
         architecture = st.selectbox(
             "Architecture", names, key="own_arch", index=names.index("resnet18") if "resnet18" in names else 0,
             format_func=lambda n: models.get_spec(n).title,

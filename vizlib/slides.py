@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
-from vizlib import activations, cam, export, filters, images, models, overlay, receptive_field
+from vizlib import activations, cam, filters, images, models, overlay, receptive_field
 from vizlib import conv_arithmetic as C
 from vizlib import feature_maps as fm
+from vizlib.conv_arithmetic import export
 
 __all__ = ["LESSONS", "ProgressBar", "SlidesError", "lesson_steps", "main", "write_slides"]
 
@@ -76,7 +77,7 @@ def _top5(loaded: models.LoadedModel, image: np.ndarray, out: Path) -> list[Path
     for i, (name, p) in enumerate(top):
         y = 10 + i * row
         draw.rectangle([10, y + 20, 10 + int((width - 20) * p), y + 34], fill=(31, 119, 180))
-        draw.text((10, y + 2), f"{name[:40]}  {p:.1%}", fill="black", font=export._font(16))
+        draw.text((10, y + 2), f"{name[:40]}  {p:.1%}", fill="black", font=ImageFont.load_default(size=16))
     return [_save_png(_enlarged(seen), out / "picture.png"), _save_png(np.asarray(chart), out / "top5.png")]
 
 
@@ -116,7 +117,7 @@ def _receptive_fields(loaded: models.LoadedModel, image: np.ndarray, out: Path) 
         draw.rectangle([left * factor, top * factor, (right + 1) * factor - 1, (bottom + 1) * factor - 1],
                        outline=(255, 200, 0), width=3)
         draw.text((8, 8), f"{layer}: {rf.size_hw[0]}x{rf.size_hw[1]} px", fill=(255, 255, 255),
-                  font=export._font(18), stroke_width=2, stroke_fill=(0, 0, 0))
+                  font=ImageFont.load_default(size=18), stroke_width=2, stroke_fill=(0, 0, 0))
         written.append(_save_png(np.asarray(canvas), out / f"receptive_field_{number}_{layer}.png"))
     return written
 

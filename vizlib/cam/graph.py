@@ -1,4 +1,4 @@
-"""The traced network behind :mod:`vizlib.cam`: layer names, the default layer, the CAM head, graph splits.
+"""The traced network behind :mod:`vizlib.cam` methods: layer names, the default layer, the CAM head, graph splits.
 
 A model is traced once with torch.fx (see :func:`vizlib.activations.trace_graph`) and its shapes
 recorded with one forward pass on a zero image; everything here is derived from that graph and
