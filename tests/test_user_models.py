@@ -297,3 +297,22 @@ def test_hostile_corpus_loads_or_gets_one_sentence(tmp_path):
     assert outcomes["wrong_shape.safetensors"] == "ShapeMismatchError"
     assert outcomes["resnet_keys.pt"] == "KeysMismatchError"
     assert outcomes["text.pt"] == outcomes["image.pth"] == outcomes["empty.pt"] == "NotAWeightsFileError"
+
+
+def test_nothing_in_vizlib_keeps_a_user_model_alive(photo):
+    """Gone with the session: after every kind of use, dropping the model frees it (no process-wide cache holds it)."""
+    import gc
+    import weakref
+
+    from vizlib import activations, cam, receptive_field
+
+    loaded = load_user_model(as_pt(seeded_lite0().state_dict()), models.DEFAULT_MODEL, 3, filename="m.pt",
+                             device="cpu")
+    models.classify(loaded, photo)
+    activations.extract(loaded, photo, activations.conv_layers(loaded)[:2])
+    receptive_field.receptive_fields(loaded, loaded.input_size)
+    cam.compute(loaded, photo, 0, ("gradcam",))
+    alive = weakref.ref(loaded.model)
+    del loaded
+    gc.collect()
+    assert alive() is None
