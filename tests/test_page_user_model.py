@@ -84,8 +84,8 @@ def test_pt_file_loads_through_the_sidebar_like_the_library():
     data = as_pt(net.state_dict())
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    assert models.DIGITS_MODEL not in at.sidebar.selectbox(key="own_arch").options  # photo architectures only
     _load(at, "lite4.pt", data, count=4, architecture=models.DEFAULT_MODEL)
+    assert models.DIGITS_MODEL not in at.sidebar.selectbox(key="own_arch").options  # photo architectures only
     own = at.session_state["own_model"]
     direct = load_user_model(data, models.DEFAULT_MODEL, 4, filename="other-name.pt", device=own.device)
     assert own.name == direct.name and own.categories == ["class 0", "class 1", "class 2", "class 3"]
