@@ -104,7 +104,7 @@ def _forget() -> None:
 
 
 def section() -> None:
-    """The "Your own model" expander: upload weights, pick the architecture, give class names, load."""
+    """The "Your own model" section (behind a toggle): upload weights, pick the architecture, name the classes."""
     own = session_model()
     limit = user_models.user_model_limit_bytes()
     round_ = st.session_state.get(_ROUND, 0)
