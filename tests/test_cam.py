@@ -462,3 +462,15 @@ def test_real_photo_gradcam_is_more_faithful_than_chance_and_than_its_inverse(li
     scores = cam.faithfulness(lite0, image, target, maps)
     assert scores["gradcam"].score > 0.3 and scores["layercam"].score > 0.3
     assert scores["inverse"].score < 0 < scores["gradcam"].drop_top - scores["inverse"].drop_top
+
+
+@pytest.mark.parametrize(("name", "kind"), [("efficientnet_b0", "SiLU"), ("mobilenet_v3_large", "Hardswish")])
+def test_unguided_activations_are_counted(name, kind):
+    loaded = models.load_model(name, pretrained=False)
+    counts = cam.unguided_activations(loaded)
+    assert kind in counts and counts[kind] >= 10
+
+
+def test_an_all_rectifier_network_has_no_unguided_activations(lite0):
+    assert cam.unguided_activations(lite0) == {}
+    assert cam.unguided_activations(models.load_model("resnet18", pretrained=False)) == {}

@@ -24,6 +24,7 @@ from vizlib.cam.methods import (
     default_layer,
     faithfulness,
 )
+from vizlib.cam.graph import unguided_activations
 
 __all__ = [
     "GRADIENT_CAMS",
@@ -41,4 +42,5 @@ __all__ = [
     "compute",
     "default_layer",
     "faithfulness",
+    "unguided_activations",
 ]
