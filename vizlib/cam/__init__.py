@@ -7,6 +7,7 @@ highlights hurt the class more than chance?). Figures: :mod:`vizlib.figures.cam`
 
 from __future__ import annotations
 
+from vizlib.cam.graph import unguided_activations
 from vizlib.cam.methods import (
     GRADIENT_CAMS,
     IG_STEPS,
@@ -24,7 +25,6 @@ from vizlib.cam.methods import (
     default_layer,
     faithfulness,
 )
-from vizlib.cam.graph import unguided_activations
 
 __all__ = [
     "GRADIENT_CAMS",
