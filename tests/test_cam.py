@@ -351,6 +351,7 @@ def test_two_threads_two_images_one_shared_model(rng):
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads), "a worker did not finish within 60 s"
     assert not errors, errors
     assert not np.allclose(expected[0]["gradcam"], expected[1]["gradcam"]), "the two images must differ"
     _all_modules_clean(loaded)
