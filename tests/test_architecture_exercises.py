@@ -75,9 +75,15 @@ def test_check_answer_right_and_wrong_with_explanation() -> None:
     quiz = E.make_exercises(0)[0]
     for right in ("6x6x1", "6 x 6", "6"):
         verdict = E.check_answer(quiz, right)
-        assert verdict.correct and verdict.message.startswith("Right.") and "⌊(10 + 2·0 − (5−1) − 1) / 1⌋ + 1 = 6" in verdict.message
+        assert (
+            verdict.correct
+            and verdict.message.startswith("Right.")
+            and "⌊(10 + 2·0 − (5−1) − 1) / 1⌋ + 1 = 6" in verdict.message
+        )
     wrong = E.check_answer(quiz, "5x5")
-    assert not wrong.correct and wrong.given == (5, 5) and wrong.message.startswith("Not quite: the answer is 6 × 6 × 1.")
+    assert (
+        not wrong.correct and wrong.given == (5, 5) and wrong.message.startswith("Not quite: the answer is 6 × 6 × 1.")
+    )
     assert not E.check_answer(quiz, "6x6x3").correct
     assert E.check_answer(quiz, "").given is None and "No whole number" in E.check_answer(quiz, "").message
     params = next(q for q in E.make_exercises(0, 30) if q.kind == "parameters")

@@ -93,7 +93,9 @@ class _Local(nn.Module):
         return out + self.bias if self.bias is not None else out
 
 
-@pytest.mark.parametrize(("c", "oc", "k", "s", "p", "b"), [(2, 4, 3, 1, 0, True), (3, 5, 5, 2, 2, False), (1, 1, 1, 1, 0, True)])
+@pytest.mark.parametrize(
+    ("c", "oc", "k", "s", "p", "b"), [(2, 4, 3, 1, 0, True), (3, 5, 5, 2, 2, False), (1, 1, 1, 1, 0, True)]
+)
 def test_local_matches_an_unshared_layer(c, oc, k, s, p, b) -> None:
     cost = local_cost((c, 12, 10), oc, k, stride=s, padding=p, bias=b)
     layer = _Local(c, oc, k, s, p, cost.out_shape[1:], b)

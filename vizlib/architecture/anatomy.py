@@ -4,7 +4,8 @@ A *block* is the first module on a layer's path (from the model down) that is no
 (``nn.Sequential``, ``nn.ModuleList``, ``nn.ModuleDict``): a ResNet ``Bottleneck``, an ``Inception`` module, a
 torchvision ``Conv2dNormActivation``, or a single layer. Parameter-free helpers with no geometry (an
 activation, dropout, flatten, batch norm) are folded into the block before them. A *stage* is a run of blocks
-at one spatial resolution; the head (global pooling and dense layers) is its own stage. Consecutive blocks that look the same (type,
+at one spatial resolution; the head (global pooling, dense layers)
+is its own stage. Consecutive blocks that look the same (type,
 output shape, shortcut) are shown once with a repeat count.
 
 A block's shortcut is read from the walk: it has an ``add`` merge, and the shortcut is an identity when the
