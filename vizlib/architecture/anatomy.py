@@ -2,7 +2,7 @@
 
 A *block* is the first module on a layer's path (from the model down) that is not a plain container
 (``nn.Sequential``, ``nn.ModuleList``, ``nn.ModuleDict``): a ResNet ``Bottleneck``, an ``Inception`` module, a
-torchvision ``Conv2dNormActivation``, or a single layer. Parameter-free helpers with no geometry (an
+torchvision ``Conv2dNormActivation``, or a single layer. Helpers with no geometry (an
 activation, dropout, flatten, batch norm) are folded into the block before them. A *stage* is a run of blocks
 at one spatial resolution; the head (global pooling, dense layers)
 is its own stage. Consecutive blocks that look the same (type,
@@ -76,8 +76,7 @@ def _is_container(m: nn.Module) -> bool:
     return type(m) in _CONTAINERS or type(m) is nn.Module
 
 
-def _block_path(model: nn.Module, name: str) -> str:
-    modules = dict(model.named_modules())
+def _block_path(modules: dict[str, nn.Module], name: str) -> str:
     parts = name.split(".")
     path = ""
     for part in parts:
@@ -118,7 +117,7 @@ def anatomy(
     modules = dict(model.named_modules())
     groups: list[tuple[str, list[int]]] = []
     for i, row in enumerate(rows):
-        path = _block_path(model, row.name)
+        path = _block_path(modules, row.name)
         if groups and (groups[-1][0] == path or (_minor(row) and path == row.name)):
             groups[-1][1].append(i)
         else:

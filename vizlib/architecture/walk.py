@@ -14,6 +14,7 @@ Results are kept in ``loaded.cache``.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import weakref
 from collections.abc import Callable
@@ -358,9 +359,12 @@ def _fake_run(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], wrapper
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    shared: Callable[[], Any] = wrapper.shared if wrapper is not None else _nothing
+    shared: Callable[[], Any] = wrapper.shared if wrapper is not None else contextlib.nullcontext
+    # A model on the meta device already computes shapes only (and faster: fake tensors decompose batch norm);
+    # a model with real weights runs on fake tensors, which stand in for its weights without touching them.
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if device.type != "meta" else contextlib.nullcontext()
     try:
-        with shared(), FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+        with shared(), fake, torch.no_grad():
             x = torch.empty((1, *shape), device=device, dtype=dtype)
             return _run(model, graph, x)
     except Exception as exc:
@@ -368,14 +372,6 @@ def _fake_run(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], wrapper
             f"{type(model).__name__} could not be run on an input of shape {shape} to count its layers "
             f"({type(exc).__name__}: {exc})."
         ) from None
-
-
-class _nothing:  # noqa: N801 - a do-nothing context manager factory
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def model_cost(loaded: LoadedModel | nn.Module, input_shape: tuple[int, ...] | None = None) -> ModelCost:
