@@ -97,12 +97,14 @@ def stage_diagram(anatomy: Anatomy) -> go.Figure:
             fig.add_annotation(x=0.5, y=y, text=_label(b), showarrow=False, font={"size": 11})
             if b.shortcut:
                 dash = "solid" if b.shortcut == "identity" else "dash"
-                fig.add_shape(type="path", path=f"M 1.0 {y - 0.35} Q 1.18 {y} 1.0 {y + 0.35}",
+                edge = 0.5 + half + 0.02
+                fig.add_shape(type="path", path=f"M {edge} {y + 0.35} Q {edge + 0.18} {y} {edge} {y - 0.35}",
                               line={"color": "#D55E00", "width": 2, "dash": dash})  # fmt: skip
             if b.branches > 1:
                 for j in range(b.branches):
                     yy = y - 0.3 + 0.6 * j / (b.branches - 1)
-                    fig.add_shape(type="line", x0=-0.12, y0=y, x1=0.0, y1=yy, line={"color": "#009E73", "width": 2})
+                    x1 = 0.5 - half - 0.02
+                    fig.add_shape(type="line", x0=x1 - 0.12, y0=y, x1=x1, y1=yy, line={"color": "#009E73", "width": 2})
             hover_x.append(0.5)
             hover_y.append(y)
             rep = f" ×{b.repeats}" if b.repeats > 1 else ""
