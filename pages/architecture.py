@@ -45,7 +45,9 @@ def _chart() -> str:
     event = st.plotly_chart(FA.bubble_chart(points, st.session_state["arch_model"]), key="arch_chart",
                             on_select="rerun", selection_mode="points", width="stretch")  # fmt: skip
     picked = [p.get("point_index") for p in (event.selection.points if event else [])]
-    if picked and picked[0] is not None and st.session_state.get("arch_clicked") != picked[0]:
+    if not picked or picked[0] is None:
+        st.session_state.pop("arch_clicked", None)  # deselected: the next click on any bubble counts again
+    elif st.session_state.get("arch_clicked") != picked[0]:  # a new click; the menu below may change it later
         st.session_state["arch_clicked"] = picked[0]
         st.session_state["arch_model"] = points[int(picked[0])].name
     return st.selectbox("Anatomy of", names, key="arch_model", format_func=lambda n: models.get_spec(n).title)
