@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.conftest import nav_link
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 IDLE = """() => !document.querySelector("[data-testid='stStatusWidget']")"""
@@ -19,7 +21,7 @@ def test_click_a_bubble_then_answer_exercises(app_server, browser_factory, tmp_p
     page = browser_factory().new_page(viewport={"width": 1400, "height": 1600})
     page.goto(app_server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="CNN Lens").wait_for(timeout=120_000)
-    page.locator("[data-testid='stSidebarNavLink']", has_text="Architectures and cost").click(timeout=120_000)
+    nav_link(page, "Architectures and cost").click(timeout=120_000)
     page.get_by_role("heading", name="Architectures and their cost").first.wait_for(timeout=120_000)
     page.get_by_text("4.65 M").first.wait_for(timeout=120_000)  # the default model's anatomy
     page.wait_for_function(IDLE, timeout=120_000)
