@@ -42,14 +42,16 @@ def _chart() -> str:
     st.caption("Every registry model trained on ImageNet: accuracy against compute, bubble area = parameters. "
                "Figures from torchvision's own weights metadata and, for EfficientNet-Lite0, its authors' README. "
                "**Click a bubble** to open that model's anatomy below.")  # fmt: skip
-    event = st.plotly_chart(FA.bubble_chart(points, st.session_state["arch_model"]), key="arch_chart",
-                            on_select="rerun", selection_mode="points", width="stretch")  # fmt: skip
+    # The click arrives as the chart's widget state; read it before drawing, so the chart shows the new choice.
+    event = st.session_state.get("arch_chart")
     picked = [p.get("point_index") for p in (event.selection.points if event else [])]
     if not picked or picked[0] is None:
         st.session_state.pop("arch_clicked", None)  # deselected: the next click on any bubble counts again
     elif st.session_state.get("arch_clicked") != picked[0]:  # a new click; the menu below may change it later
         st.session_state["arch_clicked"] = picked[0]
         st.session_state["arch_model"] = points[int(picked[0])].name
+    st.plotly_chart(FA.bubble_chart(points, st.session_state["arch_model"]), key="arch_chart", on_select="rerun",
+                    selection_mode="points", width="stretch")  # fmt: skip
     return st.selectbox("Anatomy of", names, key="arch_model", format_func=lambda n: models.get_spec(n).title)
 
 
@@ -73,7 +75,7 @@ def _anatomy_view(name: str) -> None:
     note = C.PUBLISHED.get(name)
     if note is not None and note.note:
         st.caption(note.note)
-    left, right = st.columns([1, 1])
+    left, right = st.columns([3, 2])
     with left:
         st.markdown("**By stage** (box width ∝ compute; orange arcs: residual shortcuts, dashed = projection; "
                     "green fans: inception branches)")  # fmt: skip

@@ -41,6 +41,9 @@ def test_click_a_bubble_then_answer_exercises(app_server, browser_factory, tmp_p
         except PlaywrightTimeout:
             page.wait_for_function(IDLE, timeout=120_000)
     opened.wait_for(timeout=20_000)
+    page.get_by_text("Dense layers: 8% of the parameters").wait_for(timeout=60_000)  # the anatomy is drawn
+    colours = page.evaluate("() => document.querySelector('.js-plotly-plot').data[0].marker.color")
+    assert [n for n, c in zip(names, colours, strict=True) if c == "#D55E00"] == ["resnet50"]  # the chart follows
     page.wait_for_function(IDLE, timeout=120_000)
     page.screenshot(path=str(tmp_path / "architecture_resnet50.png"), full_page=True)
 

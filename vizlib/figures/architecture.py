@@ -26,6 +26,7 @@ def bubble_chart(points: Sequence[ModelPoint], selected: str | None = None) -> g
     Each point's ``customdata`` is ``[registry name, source]``; the point index follows ``points``.
     """
     biggest = max((p.params for p in points), default=1)
+    ticks = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]
     sizes = [12 + 58 * math.sqrt(p.params / biggest) for p in points]
     fig = go.Figure(
         go.Scatter(
@@ -41,6 +42,8 @@ def bubble_chart(points: Sequence[ModelPoint], selected: str | None = None) -> g
                 "opacity": 0.6,
                 "line": {"width": [3 if p.name == selected else 1 for p in points], "color": "#333"},
             },
+            selected={"marker": {"opacity": 0.85}},
+            unselected={"marker": {"opacity": 0.45}, "textfont": {"color": "#444"}},
             hovertemplate=[
                 f"<b>{p.title}</b><br>top-1 {p.top1:.1f}%<br>{p.macs / 1e9:.2f} G multiply-accumulates"
                 f"<br>{p.params / 1e6:.1f} M parameters<br>at {p.input_size[0]}×{p.input_size[1]}<extra></extra>"
@@ -49,7 +52,12 @@ def bubble_chart(points: Sequence[ModelPoint], selected: str | None = None) -> g
         )
     )
     fig.update_layout(
-        xaxis={"type": "log", "title": "compute: multiply-accumulates per image (G, log scale)"},
+        xaxis={
+            "type": "log",
+            "title": "compute: multiply-accumulates per image (G, log scale)",
+            "tickvals": ticks,
+            "ticktext": [f"{t:g}" for t in ticks],
+        },
         yaxis={"title": "ImageNet top-1 accuracy (%)"},
         height=460,
         margin={"l": 10, "r": 10, "t": 30, "b": 40},
