@@ -20,6 +20,19 @@ KIND_COLOURS = {"conv": "#0072B2", "dense": "#D55E00", "other": "#999999"}
 _BLOCK_COLOURS = ["#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00"]
 
 
+def _label_positions(points: Sequence[ModelPoint]) -> list[str]:
+    """Labels above their bubble, except below where a close, more accurate neighbour's label is above."""
+    placed: list[tuple[float, float]] = []
+    positions = ["top center"] * len(points)
+    for i in sorted(range(len(points)), key=lambda i: -points[i].top1):
+        x, y = math.log10(max(points[i].macs, 1)), points[i].top1
+        if any(abs(x - px) < 0.25 and abs(y - py) < 3 for px, py in placed):
+            positions[i] = "bottom center"
+        else:
+            placed.append((x, y))
+    return positions
+
+
 def bubble_chart(points: Sequence[ModelPoint], selected: str | None = None) -> go.Figure:
     """ImageNet top-1 against multiply-accumulates (log axis); bubble area ∝ parameters; one trace.
 
@@ -34,7 +47,7 @@ def bubble_chart(points: Sequence[ModelPoint], selected: str | None = None) -> g
             y=[p.top1 for p in points],
             mode="markers+text",
             text=[p.title.split(" (")[0] for p in points],
-            textposition="top center",
+            textposition=_label_positions(points),
             customdata=[[p.name, p.source] for p in points],
             marker={
                 "size": sizes,
