@@ -1,4 +1,4 @@
-"""Tests of vizlib.digits and vizlib.train_digits: the shipped checkpoint, preprocessing, data, training."""
+"""Tests of vizlib.digits and vizlib.digits.train: the shipped checkpoint, preprocessing, data, training."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from vizlib.digits import (
     load_opencv_digits,
     preprocess_drawing,
 )
-from vizlib.train_digits import (
+from vizlib.digits.train import (
     DEFAULT_HELDOUT,
     TrainConfig,
     accuracy,
@@ -152,7 +152,7 @@ def test_pickle_with_payload_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_and_mismatched_checkpoints(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="python -m vizlib.train_digits"):
+    with pytest.raises(CheckpointError, match="python -m vizlib.digits.train"):
         load_digits_model(tmp_path / "nope.pth")
     path = tmp_path / "other.pth"
     torch.save({"weight": torch.zeros(3)}, path)

@@ -1,4 +1,4 @@
-"""vizlib.export: frames rendered from the panels, GIF and MP4 bytes that open with the right frame count."""
+"""vizlib.conv_arithmetic.export: frames rendered from the panels, GIF and MP4 bytes with the right frame count."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from vizlib import conv_arithmetic as ca
-from vizlib import export
+from vizlib.conv_arithmetic import export
 from vizlib.figures.conv import COLORS
 
 

@@ -1,4 +1,4 @@
-"""Tests for vizlib.live: display conversion, the kernel holder shared with the video thread, fps, browser checks."""
+"""Tests for vizlib.kernels.live: display conversion, the kernel holder shared with the video thread, fps, browser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vizlib import kernels as K
-from vizlib import live
+from vizlib.kernels import live
 
 
 class FakeClock:

@@ -139,7 +139,7 @@ _TORCHVISION = {
 }
 
 DEFAULT_MODEL = "efficientnet_lite0"
-#: The digits network trained by this project (see vizlib.digits and vizlib.train_digits).
+#: The digits network trained by this project (see vizlib.digits and vizlib.digits.train).
 DIGITS_MODEL = "lenet5_digits"
 
 
@@ -172,7 +172,7 @@ def _registry() -> dict[str, ModelSpec]:
         std=(1.0,),
         weights_url=None,
         description="A LeNet-5-style network this project trained on OpenCV's 5,000 handwritten digits "
-        "(python -m vizlib.train_digits); input: the digit cropped, centred and scaled like MNIST.",
+        "(python -m vizlib.digits.train); input: the digit cropped, centred and scaled like MNIST.",
         in_channels=1,
         top1=None,
         dataset="handwritten digits",

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vizlib.conv_arithmetic import Frame
+from vizlib.conv_arithmetic.frames import Frame
 from vizlib.figures.conv import COLORS, Panel, frame_panels
 
 __all__ = [

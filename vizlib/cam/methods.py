@@ -7,7 +7,7 @@ the image passed in. The methods fall into three groups:
   score (its logit) with respect to them: ``"cam"``, ``"gradcam"``, ``"gradcam++"``, ``"xgradcam"``,
   ``"layercam"``. However many of these are asked for, one call runs one forward pass and one
   gradient, and that gradient goes back from the logit to the layer only: the network is split at the
-  layer (:func:`vizlib.cam_graph.split_module`), nothing flows to the input or into the weights.
+  layer (:func:`vizlib.cam.graph.split_module`), nothing flows to the input or into the weights.
 * ``"scorecam"``: each channel of ``A``, upsampled and scaled to ``[0, 1]``, masks the input; the
   target's probability on the masked image weighs the channel (batched forward passes, no gradient).
 * From gradients at the input, by Captum: ``"saliency"``, ``"integrated_gradients"``,
@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
-from vizlib import cam_graph
-from vizlib.cam_faithfulness import Faithfulness, faithfulness
-from vizlib.cam_graph import CAMError, CAMHeadError, LayerError, default_layer
+from vizlib.cam import graph as cam_graph
+from vizlib.cam.faithfulness import Faithfulness, faithfulness
+from vizlib.cam.graph import CAMError, CAMHeadError, LayerError, default_layer
 from vizlib.models import LoadedModel, run_with_cpu_fallback
 
 __all__ = [

@@ -1,41 +1,27 @@
-"""Handwritten digits: a LeNet-5-style network, OpenCV's digits data, and MNIST-style preprocessing.
+"""MNIST-style preprocessing: a digit or a drawing prepared the way the LeNet-5 digits network sees it.
 
 The network sees a 28x28 single-channel image in [0, 1], white ink on black, prepared like MNIST:
 crop to the ink, scale the longest side to 20 px keeping the aspect ratio, and paste into a 28x28
 field so that the centre of mass of the ink sits at the centre. The same preprocessing is applied
-to the training digits (see :mod:`vizlib.train_digits`) and to a drawing, so the two match.
+to the training digits (see :mod:`vizlib.digits.train`) and to a drawing, so the two match.
 """
 
 from __future__ import annotations
 
-import gzip
-import pickle
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 __all__ = [
-    "DEFAULT_CARD",
-    "DEFAULT_CHECKPOINT",
-    "DIGITS_PNG_CANDIDATES",
     "DIGIT_BOX",
     "INPUT_SIZE",
-    "CheckpointError",
-    "DigitsDataError",
     "DrawingError",
     "DrawingSteps",
     "EmptyDrawingError",
-    "LeNet5",
-    "digits_categories",
     "digits_preprocess",
     "drawing_steps",
-    "find_digits_png",
-    "load_digits_model",
-    "load_opencv_digits",
     "preprocess_drawing",
 ]
 
@@ -44,28 +30,11 @@ INPUT_SIZE = 28
 #: The longest side of the ink after scaling, in pixels (MNIST's 20 px box).
 DIGIT_BOX = 20
 
-_ROOT = Path(__file__).resolve().parent.parent
-#: The committed checkpoint (a state dict) and its model card.
-DEFAULT_CHECKPOINT = _ROOT / "checkpoints" / "digits_lenet5.pth"
-DEFAULT_CARD = _ROOT / "checkpoints" / "digits_lenet5.json"
-
-#: Where Debian's opencv-doc package puts the digits image (it may compress it).
-DIGITS_PNG_CANDIDATES = (
-    Path("/usr/share/doc/opencv-doc/examples/data/digits.png"),
-    Path("/usr/share/doc/opencv-doc/examples/data/digits.png.gz"),
-)
-_CELL = 20
-_GRID_ROWS, _GRID_COLS = 50, 100
-_PER_CLASS = 500
 
 # Ink weaker than this (after normalising the strongest ink to 1) does not count for the bounding box.
 _INK_THRESHOLD = 0.1
 # A canvas whose strongest ink is below this (on the 0..1 scale) counts as empty.
 _EMPTY_LEVEL = 0.05
-
-
-class DigitsDataError(ValueError):
-    """The digits data can't be found or read; the message says what to install or pass."""
 
 
 class DrawingError(ValueError):
@@ -76,119 +45,9 @@ class EmptyDrawingError(DrawingError):
     """The drawing has no ink."""
 
 
-class CheckpointError(ValueError):
-    """The checkpoint can't be loaded safely; the message says why and what to do."""
-
-
-class LeNet5(nn.Module):
-    """LeNet-5-style CNN for 28x28 digits: conv 5x5 -> pool -> conv 5x5 -> pool -> three dense layers.
-
-    Every step is a named module (``conv1``, ``relu1``, ``pool1``, ..., ``fc3``) so activations
-    can be taken by module name. The output is the ten class logits.
-
-    Args:
-        channels: Number of feature maps of conv1 and conv2.
-        hidden: Widths of fc1 and fc2.
-        num_classes: Number of outputs of fc3.
-    """
-
-    def __init__(
-        self,
-        channels: tuple[int, int] = (16, 32),
-        hidden: tuple[int, int] = (120, 84),
-        num_classes: int = 10,
-    ) -> None:
-        super().__init__()
-        c1, c2 = channels
-        h1, h2 = hidden
-        self.conv1 = nn.Conv2d(1, c1, kernel_size=5, padding=2)  # 28x28
-        self.relu1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(2)  # 14x14
-        self.conv2 = nn.Conv2d(c1, c2, kernel_size=5)  # 10x10
-        self.relu2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(2)  # 5x5
-        self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(c2 * 5 * 5, h1)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(h1, h2)
-        self.relu4 = nn.ReLU()
-        self.fc3 = nn.Linear(h2, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the class logits of a batch ``[N, 1, 28, 28]`` as ``[N, num_classes]``."""
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
-        x = self.relu3(self.fc1(self.flatten(x)))
-        x = self.relu4(self.fc2(x))
-        return self.fc3(x)
-
-
-def digits_categories() -> list[str]:
-    """Return the class names of the digits model, ``["0", ..., "9"]``."""
-    return [str(d) for d in range(10)]
-
-
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
-
-
-def find_digits_png() -> Path:
-    """Return the path of OpenCV's ``digits.png`` as installed by Debian's opencv-doc.
-
-    Raises:
-        DigitsDataError: If none of :data:`DIGITS_PNG_CANDIDATES` exists.
-    """
-    for path in DIGITS_PNG_CANDIDATES:
-        if path.is_file():
-            return path
-    raise DigitsDataError(
-        "OpenCV's digits.png was not found (looked for "
-        + ", ".join(str(p) for p in DIGITS_PNG_CANDIDATES)
-        + "). Install it with `apt-get install opencv-doc` or pass the file's path."
-    )
-
-
-def load_opencv_digits(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Load the 5,000 handwritten digits of OpenCV's ``digits.png``.
-
-    The image holds 50 rows x 100 columns of 20x20 cells, 500 digits per class in order
-    (rows 0-4 are zeros, rows 5-9 ones, ...). A gzip-compressed file (``digits.png.gz``) is
-    recognised by its content and decompressed in memory.
-
-    Args:
-        path: The file; ``None`` looks in the places where Debian installs it.
-
-    Returns:
-        ``(images, labels)``: ``uint8 [5000, 20, 20]`` white ink on black, and ``int64 [5000]``.
-
-    Raises:
-        DigitsDataError: If the file is missing, not an image, or not 2000x1000 pixels.
-    """
-    path = find_digits_png() if path is None else Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DigitsDataError(f"Can't read the digits image {path}: {exc.strerror or exc}.") from exc
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DigitsDataError(f"{path} looks gzip-compressed but does not decompress: {exc}.") from exc
-    sheet = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    expected = (_GRID_ROWS * _CELL, _GRID_COLS * _CELL)
-    if sheet is None:
-        raise DigitsDataError(f"{path} is not a readable image; expected OpenCV's digits.png.")
-    if sheet.shape != expected:
-        raise DigitsDataError(
-            f"{path} is {sheet.shape[1]}x{sheet.shape[0]} pixels; OpenCV's digits.png is "
-            f"{expected[1]}x{expected[0]}."
-        )
-    images = (
-        sheet.reshape(_GRID_ROWS, _CELL, _GRID_COLS, _CELL).transpose(0, 2, 1, 3).reshape(-1, _CELL, _CELL)
-    )
-    labels = np.repeat(np.arange(10, dtype=np.int64), _PER_CLASS)
-    return np.ascontiguousarray(images), labels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,42 +245,3 @@ def digits_preprocess(image: np.ndarray) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_digits_model(path: str | Path | None = None) -> LeNet5:
-    """Load the trained digits network from a state-dict checkpoint, in eval mode on the CPU.
-
-    The file is read with ``torch.load(weights_only=True)``: a checkpoint that carries anything
-    besides tensors and plain containers (a pickle with code in it) is refused.
-
-    Args:
-        path: The ``.pth`` file; ``None`` loads the committed ``checkpoints/digits_lenet5.pth``.
-
-    Returns:
-        The network in eval mode.
-
-    Raises:
-        CheckpointError: If the file is missing, unsafe, or does not fit the network.
-    """
-    path = DEFAULT_CHECKPOINT if path is None else Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"The digits checkpoint {path} does not exist. Train it with `python -m vizlib.train_digits`."
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"Refused to load {path}: it contains objects other than tensors (possibly code), "
-            "and only plain state dicts are loaded. Retrain with `python -m vizlib.train_digits`."
-        ) from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({exc}).") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} is not a state dict of tensors.")
-    try:
-        channels = (int(state["conv1.weight"].shape[0]), int(state["conv2.weight"].shape[0]))
-        hidden = (int(state["fc1.weight"].shape[0]), int(state["fc2.weight"].shape[0]))
-        model = LeNet5(channels=channels, hidden=hidden, num_classes=int(state["fc3.weight"].shape[0]))
-        model.load_state_dict(state)
-    except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"{path} does not hold LeNet5 weights ({exc}).") from exc
-    return model.eval()

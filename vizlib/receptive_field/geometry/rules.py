@@ -1,8 +1,6 @@
-"""Receptive-field geometry of a traced graph (private engine of :mod:`vizlib.receptive_field`).
+"""The geometry rules: how each layer or function maps the receptive-field states of its inputs to its output's.
 
-Every tensor in the graph gets a :class:`Map` state: for each spatial axis, the number of units and
-the input interval ``[lo + i*jump, hi + i*jump]`` (inclusive, input-pixel coordinates, negative
-means padding) that unit ``i`` depends on. This is the recurrence of Araujo, Norris & Sim,
+This is the recurrence of Araujo, Norris & Sim,
 "Computing Receptive Fields of Convolutional Neural Networks" (Distill, 2019), carried as intervals
 so that branches with different paddings merge exactly. Ops whose geometry is not known give an
 :class:`Unknown` state carrying the reason; it propagates downstream and becomes an error only
@@ -11,188 +9,26 @@ when someone asks for such a layer.
 
 from __future__ import annotations
 
-import builtins
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
-from torch.nn.modules.conv import _ConvNd
-from torch.nn.modules.pooling import _AdaptiveAvgPoolNd, _AdaptiveMaxPoolNd, _AvgPoolNd, _MaxPoolNd
+
+from vizlib.receptive_field.geometry.trace import Axis, Map, Repeat, State, Unknown
 
 __all__ = [
-    "CONST",
-    "POOL_TYPES",
-    "Axis",
-    "Map",
-    "ReceptiveFieldError",
-    "Repeat",
-    "Trace",
-    "UnsupportedLayerError",
-    "UntraceableModelError",
-    "Unknown",
-    "analyse",
-    "graph_upto",
     "nonlinear_pointwise",
     "op_name",
-    "trace",
 ]
-
-POOL_TYPES: tuple[type[nn.Module], ...] = (
-    _MaxPoolNd,
-    _AvgPoolNd,
-    _AdaptiveAvgPoolNd,
-    _AdaptiveMaxPoolNd,
-    nn.LPPool2d,
-)
-_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-
-
-class ReceptiveFieldError(ValueError):
-    """Base class: a receptive field can't be given; the message says why and what to do."""
-
-
-class UntraceableModelError(ReceptiveFieldError):
-    """torch.fx can't trace the model, so its graph (and its receptive fields) are unknown."""
-
-
-class UnsupportedLayerError(ReceptiveFieldError):
-    """The layer's geometry can't be determined (an op with unknown geometry, or no such layer)."""
 
 
 # --------------------------------------------------------------------------------------------- states
 
 
-@dataclass(frozen=True)
-class Axis:
-    """One spatial axis: ``n`` units, unit ``i`` sees input pixels ``[lo + i*jump, hi + i*jump]``.
-
-    ``first``/``last`` bound the input pixels that reach this map at all: a layer whose windows
-    don't fit evenly drops the last pixels, and later padding stands in for them.
-    """
-
-    n: int
-    lo: int
-    hi: int
-    jump: int
-    first: int
-    last: int
-
-
-@dataclass(frozen=True)
-class Map:
-    """A tensor whose last two dimensions are (height, width), or a flattened one (``flat``).
-
-    ``is_global``: every unit also depends on the whole input (global pooling, a fully connected
-    layer, or a gate computed from such a branch); ``h``/``w`` still describe the spatial path.
-    """
-
-    ndim: int
-    h: Axis
-    w: Axis
-    is_global: bool = False
-    flat: bool = False
-
-
-@dataclass(frozen=True)
-class Unknown:
-    """Geometry that can't be determined, and why."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Repeat:
-    """A tuple of tensors of identical geometry (from ``chunk``/``split`` along channels)."""
-
-    item: Map
-
-
-class _Const:
-    def __repr__(self) -> str:
-        return "CONST"
-
-
-#: Values that do not depend on the input (shapes, parameters, Python numbers).
-CONST = _Const()
-
-State = Any  # Map | Unknown | Repeat | CONST | tuple of states
-
-
 # --------------------------------------------------------------------------------------------- tracing
-
-
-def _defined_in_torch_nn(cls: type, attr: str) -> bool:
-    owner = next((c for c in cls.__mro__ if attr in c.__dict__), None)
-    return owner is not None and owner.__module__.startswith(("torch.nn", "torch.ao.nn"))
-
-
-class _Tracer(fx.Tracer):
-    """fx tracer that keeps torch.nn layers whole and records the first output of every module.
-
-    A subclass of a torch.nn layer stays a leaf only when it inherits torch.nn's ``forward``; one
-    with its own ``forward`` (efficientnet-lite's ``Conv2dStaticSamePadding`` pads before it
-    convolves) is traced through, so whatever it does to the geometry is counted.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.module_nodes: dict[str, fx.Node] = {}
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(m, _CONTAINERS) or type(m) is nn.Module:
-            return False
-        leaf = _defined_in_torch_nn(type(m), "forward")
-        if leaf and isinstance(m, _ConvNd):
-            leaf = _defined_in_torch_nn(type(m), "_conv_forward")
-        return leaf
-
-    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        out = super().call_module(m, forward, args, kwargs)
-        try:
-            name = self.path_of_module(m)
-        except NameError:
-            return out
-        if isinstance(out, fx.Proxy) and name not in self.module_nodes:
-            self.module_nodes[name] = out.node
-        return out
-
-
-@dataclass(frozen=True, eq=False)
-class Trace:
-    """A traced model: its graph and the node that gives each module's (first) output."""
-
-    graph: fx.Graph
-    module_nodes: dict[str, fx.Node]
-    module_types: dict[str, type[nn.Module]]
-
-
-def trace(model: nn.Module) -> Trace:
-    """Trace ``model`` symbolically (in its current train/eval mode; nothing is changed).
-
-    Raises:
-        UntraceableModelError: torch.fx can't trace it.
-    """
-    tracer = _Tracer()
-    try:
-        graph = tracer.trace(model)
-    except Exception as exc:
-        raise UntraceableModelError(
-            f"{type(model).__name__} can't be traced with torch.fx ({type(exc).__name__}: {exc}), so its "
-            "receptive fields can't be computed exactly. Models whose forward pass branches on tensor values "
-            "can't be traced; rewrite the branch, or choose another model."
-        ) from None
-    nodes = dict(tracer.module_nodes)
-    for node in graph.nodes:
-        if node.op == "output":
-            out = node.args[0]
-            if isinstance(out, fx.Node):
-                nodes[""] = out
-    types = {name: type(mod) for name, mod in model.named_modules()}
-    return Trace(graph=graph, module_nodes=nodes, module_types=types)
 
 
 # --------------------------------------------------------------------------------------------- geometry
@@ -620,111 +456,3 @@ def _function_rule(key: str, maps: list[Map], args: tuple, kwargs: dict, name: s
 # --------------------------------------------------------------------------------------------- analysis
 
 
-def _input_state(input_size: tuple[int, int]) -> Map:
-    h, w = input_size
-    return Map(
-        ndim=4,
-        h=Axis(n=h, lo=0, hi=0, jump=1, first=0, last=h - 1),
-        w=Axis(n=w, lo=0, hi=0, jump=1, first=0, last=w - 1),
-    )
-
-
-def analyse(tr: Trace, model: nn.Module, input_size: tuple[int, int]) -> dict[fx.Node, State]:
-    """The geometry state of every node of ``tr`` for an input of ``input_size`` (height, width)."""
-    modules = dict(model.named_modules())
-    labels = {node: name for name, node in tr.module_nodes.items() if name}
-    env: dict[fx.Node, State] = {}
-    first_input = True
-    for node in tr.graph.nodes:
-        if node.op == "placeholder":
-            env[node] = _input_state(input_size) if first_input else CONST
-            first_input = False
-        elif node.op == "get_attr":
-            env[node] = CONST
-        elif node.op != "output":
-            env[node] = _evaluate(node, env, modules, repr(labels.get(node, node.name)))
-    return env
-
-
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, (tuple, list)):
-        return [leaf for item in value for leaf in _leaves(item)]
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _leaves(item)]
-    return [value]
-
-
-def _evaluate(node: fx.Node, env: dict[fx.Node, State], modules: dict[str, nn.Module], label: str) -> State:
-    args = fx.node.map_arg(node.args, lambda n: env[n])
-    kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
-    leaves = _leaves((args, kwargs))
-    unknown = next((v for v in leaves if isinstance(v, Unknown)), None)
-    if unknown is not None:
-        return unknown
-    maps = [v for v in leaves if isinstance(v, Map)]
-    if node.op == "call_function" and node.target is operator.getitem:
-        return _getitem_node(args[0], args[1], label)
-    if node.op == "call_function" and node.target is builtins.getattr:
-        if args[1] in ("shape", "dtype", "device", "ndim", "is_cuda") or not maps:
-            return CONST
-        return Unknown(f"{label} reads attribute {args[1]!r} of a feature map")
-    if node.op == "call_method" and node.target in _SHAPE_METHODS:
-        return CONST
-    if any(isinstance(v, Repeat) for v in leaves):
-        return Unknown(f"{label} uses a tuple of tensors as one tensor")
-    if not maps:
-        return CONST
-    if node.op == "call_module":
-        module = modules.get(str(node.target))
-        if module is None:
-            return Unknown(f"{label} calls a module that is not part of the model")
-        if len(maps) != 1 or not isinstance(args[0], Map):
-            return Unknown(f"{label} ({type(module).__name__}) takes more than one feature map")
-        return _module_rule(module, args[0], label)
-    key = op_name(node)
-    if not key:
-        return Unknown(f"{label} ({node.target}) has no known receptive-field geometry")
-    if key == "conv2d":
-        args = (args[0], _weight_shape(node.args[1] if len(node.args) > 1 else None, modules), *args[2:])
-    return _function_rule(key, maps, args, kwargs, label)
-
-
-def _weight_shape(weight: Any, modules: dict[str, nn.Module]) -> torch.Size | None:
-    if not isinstance(weight, fx.Node) or weight.op != "get_attr":
-        return None
-    owner, _, attr = str(weight.target).rpartition(".")
-    value = getattr(modules.get(owner), attr, None)
-    return value.shape if isinstance(value, torch.Tensor) and value.dim() == 4 else None
-
-
-def _getitem_node(container: State, index: Any, label: str) -> State:
-    if isinstance(container, Repeat):
-        return container.item
-    if isinstance(container, (tuple, list)):
-        try:
-            return container[index]
-        except (IndexError, TypeError):
-            return Unknown(f"{label} indexes a tuple in a way whose geometry is unknown")
-    if isinstance(container, Map):
-        return _getitem(container, index, label)
-    return CONST
-
-
-def graph_upto(graph: fx.Graph, targets: list[fx.Node]) -> tuple[fx.Graph, dict[fx.Node, fx.Node]]:
-    """A new graph computing ``targets`` (one node, or a tuple of several) and the map old -> new node.
-
-    Nodes after the last target are not copied; unused ones are left for dead-code elimination.
-    """
-    wanted = set(targets)
-    new = fx.Graph()
-    env: dict[fx.Node, fx.Node] = {}
-    for node in graph.nodes:
-        if node.op == "output":
-            break
-        env[node] = new.node_copy(node, lambda n: env[n])
-        wanted.discard(node)
-        if not wanted:
-            break
-    outs = [env[t] for t in targets]
-    new.output(outs[0] if len(outs) == 1 else tuple(outs))
-    return new, env

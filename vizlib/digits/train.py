@@ -1,4 +1,4 @@
-"""Train the LeNet-5 digits network on OpenCV's digits: ``python -m vizlib.train_digits``.
+"""Train the LeNet-5 digits network on OpenCV's digits: ``python -m vizlib.digits.train``.
 
 Seeded and reproducible on the CPU. A stratified test split is set aside before training and never
 trained on. The training digits go through the same MNIST-style preprocessing as a drawing
@@ -52,7 +52,7 @@ __all__ = [
     "train_model",
 ]
 
-DEFAULT_HELDOUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "digits_heldout.npz"
+DEFAULT_HELDOUT = Path(__file__).resolve().parents[2] / "tests" / "data" / "digits_heldout.npz"
 
 _BIG = 2 * INPUT_SIZE  # augmentation works at twice the resolution
 _PAD = 8  # room around the enlarged digit so rotation and shear keep it inside
@@ -339,7 +339,7 @@ def _relative(path: Path) -> str:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m vizlib.train_digits", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m vizlib.digits.train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="digits.png (default: opencv-doc's)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="state dict to write")
     parser.add_argument("--card", type=Path, default=DEFAULT_CARD, help="JSON model card to write")
@@ -425,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "numpy_version": np.__version__,
         "opencv_version": cv2.__version__,
         "python_version": platform.python_version(),
-        "command": " ".join(["python -m vizlib.train_digits", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(["python -m vizlib.digits.train", *(sys.argv[1:] if argv is None else argv)]),
     }
     args.card.write_text(json.dumps(card, indent=2) + "\n")
     print(

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from vizlib.cam_graph import CAMError
+from vizlib.cam.graph import CAMError
 from vizlib.models import LoadedModel, run_with_cpu_fallback
 
 __all__ = ["Faithfulness", "blur_top", "faithfulness", "top_mask"]

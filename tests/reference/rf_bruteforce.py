@@ -1,4 +1,4 @@
-"""Brute-force receptive fields (private engine of :func:`vizlib.receptive_field.gradient_support`).
+"""Brute-force receptive fields, a test reference for the analytic ones: :func:`gradient_support`.
 
 A linearised, positive copy of a network: the support of one unit's input gradient is then exactly
 the set of input pixels the unit depends on, which checks the analytic numbers independently.
@@ -7,15 +7,24 @@ the set of input pixels the unit depends on, which checks the analytic numbers i
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from vizlib import _rf_geometry as geo
+from vizlib.models import LoadedModel
+from vizlib.receptive_field import geometry as geo
+from vizlib.receptive_field.analytic import IntOrPair, _check_input_size, _entry, _layer_node, _states, _unwrap
+from vizlib.receptive_field.effective import _shared
+from vizlib.receptive_field.geometry.rules import _pair
 
-__all__ = ["linearised_twin", "supports"]
+__all__ = [
+    "gradient_support",
+    "linearised_twin",
+    "supports",
+]
 
 Box = tuple[tuple[int, int], tuple[int, int]]
 
@@ -56,11 +65,11 @@ def _avg_like_max(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding
                   ceil_mode: bool = False, **_: Any) -> torch.Tensor:  # fmt: skip
     """Average pooling with max pooling's windows (dilation included): positive, linear."""
     stride = kernel_size if stride is None or stride == [] else stride
-    if geo._pair(dilation) == (1, 1):
+    if _pair(dilation) == (1, 1):
         return F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad=True)
     if ceil_mode:
         raise geo.UnsupportedLayerError("Dilated max pooling with ceil_mode can't be linearised.")
-    kh, kw = geo._pair(kernel_size)
+    kh, kw = _pair(kernel_size)
     weight = torch.ones(x.shape[1], 1, kh, kw, dtype=x.dtype, device=x.device) / (kh * kw)
     return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
 
@@ -184,3 +193,68 @@ def supports(
         cols = torch.nonzero(support[b].any(dim=0)).flatten()
         boxes.append(None if rows.numel() == 0 else ((int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))))
     return boxes
+
+
+def gradient_support(
+    model: nn.Module | LoadedModel,
+    units: Mapping[str, Sequence[tuple[int, int]]],
+    input_size: IntOrPair,
+    *,
+    channel: int | None = None,
+    in_channels: int = 3,
+    local: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, list[Box | None]]:
+    """Brute-force receptive fields: where the input gradient of each unit is non-zero.
+
+    Works on a linearised copy of the part of ``model`` that computes the layers (the model itself is
+    untouched): pointwise nonlinearities removed, max and LP pooling replaced by average pooling over
+    the same windows, every weight set to a positive constant, biases zero and batch norm the
+    identity. On an all-ones input every path then adds a strictly positive amount, so the gradient
+    is non-zero exactly on the pixels a unit depends on. The units of a layer share one batch (one
+    unit per batch item), computed only up to that layer.
+
+    Args:
+        model: The network (or a :class:`vizlib.models.LoadedModel`).
+        units: ``{layer: [(row, col), ...]}``; for flat layers (after flatten) use ``(0, 0)``.
+        input_size: Input height and width.
+        channel: Which channel of each layer to differentiate; None for the sum of all channels
+            (the layer's receptive field: a concatenation's channels each see only their own branch).
+        in_channels: Input channels.
+        local: Cut (detach) every branch that pools the whole map, such as squeeze-and-excitation
+            gates, to measure the spatial path that ``size``/``stride``/``padding`` describe.
+        dtype: Precision. float32 suffices (sums and products are rescaled so values stay near 1) and is
+            much faster on CPUs for depthwise and dilated convolutions; float64 to double-check.
+
+    Returns:
+        Per layer, per unit, the bounding box of the non-zero gradient, or None if it is all zero.
+
+    Raises:
+        ReceptiveFieldError: The model can't be traced, or a layer is unknown.
+    """
+    net, lock = _unwrap(model)
+    hw = _check_input_size(input_size)
+    entry = _entry(net)
+    targets = [_layer_node(entry, net, layer) for layer in units]
+    sources = _global_sources(_states(entry, net, hw)) if local else set()
+    with _shared(lock):
+        twin, outputs = linearised_twin(net, entry.trace.graph, targets, sources, dtype)
+    found: dict[str, list[Box | None]] = {}
+    for layer, node in zip(units, outputs, strict=True):
+        found[layer] = supports(twin, node, list(units[layer]), hw, in_channels, channel)
+    return found
+
+
+def _global_sources(env: dict[fx.Node, Any]) -> set[fx.Node]:
+    """Nodes where a value becomes global: whole-map pooling (every squeeze-and-excitation gate), flatten."""
+    found = set()
+    for node, state in env.items():
+        if not (isinstance(state, geo.Map) and state.is_global):
+            continue
+        maps = [s for s in (env.get(n) for n in node.all_input_nodes) if isinstance(s, geo.Map)]
+        pooled = (state.flat or (state.h.n == 1 and state.w.n == 1)) and any(
+            not s.flat and (s.h.n > 1 or s.w.n > 1) for s in maps
+        )
+        if pooled or not any(s.is_global for s in maps):
+            found.add(node)
+    return found
