@@ -107,7 +107,9 @@ def test_documented_names_import_from_their_documented_path(module: str) -> None
 
 
 def test_every_lesson_package_lists_what_it_re_exports() -> None:
-    for module in ("architecture", "cam", "conv_arithmetic", "digits", "feature_maps", "filters", "kernels", "receptive_field"):
+    for module in (
+        "architecture", "cam", "conv_arithmetic", "digits", "feature_maps", "filters", "kernels", "receptive_field"
+    ):
         mod = importlib.import_module(f"vizlib.{module}")
         assert all(hasattr(mod, name) for name in mod.__all__), module
         assert set(DOCUMENTED[f"vizlib.{module}"].split()) <= set(mod.__all__), module
