@@ -351,6 +351,7 @@ def test_two_threads_two_images_one_shared_model(rng):
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads), "a worker did not finish within 60 s"
     assert not errors, errors
     assert not np.allclose(expected[0]["gradcam"], expected[1]["gradcam"]), "the two images must differ"
     _all_modules_clean(loaded)
@@ -462,3 +463,15 @@ def test_real_photo_gradcam_is_more_faithful_than_chance_and_than_its_inverse(li
     scores = cam.faithfulness(lite0, image, target, maps)
     assert scores["gradcam"].score > 0.3 and scores["layercam"].score > 0.3
     assert scores["inverse"].score < 0 < scores["gradcam"].drop_top - scores["inverse"].drop_top
+
+
+@pytest.mark.parametrize(("name", "kind"), [("efficientnet_b0", "SiLU"), ("mobilenet_v3_large", "Hardswish")])
+def test_unguided_activations_are_counted(name, kind):
+    loaded = models.load_model(name, pretrained=False)
+    counts = cam.unguided_activations(loaded)
+    assert kind in counts and counts[kind] >= 10
+
+
+def test_an_all_rectifier_network_has_no_unguided_activations(lite0):
+    assert cam.unguided_activations(lite0) == {}
+    assert cam.unguided_activations(models.load_model("resnet18", pretrained=False)) == {}

@@ -603,3 +603,29 @@ def test_no_warnings_from_tracing_registry_default() -> None:
         warnings.simplefilter("error")
         fields = R.receptive_fields(net)
     assert fields["_conv_stem"].padding == 0 and fields["_conv_head"].size == 851
+
+
+def test_effective_field_falls_back_to_the_cpu_when_the_gpu_runs_out(tiny_loaded, monkeypatch):
+    import dataclasses
+
+    from vizlib import devices
+    from vizlib.receptive_field import effective
+
+    gpu_like = dataclasses.replace(tiny_loaded, device=torch.device("meta"), lock=tiny_loaded.lock, cache={})
+    real = effective._unit_gradient
+
+    def unit_gradient(gm, x, unit, channel):
+        if any(p is q for p in gm.parameters() for q in tiny_loaded.model.parameters()):  # "on the GPU"
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real(gm, x, unit, channel)
+
+    monkeypatch.setattr(effective, "_unit_gradient", unit_gradient)
+    x = tiny_loaded.preprocess(np.full((16, 16, 3), 128, np.uint8))
+    with devices.collect_fallbacks() as notices, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = R.effective_receptive_field(gpu_like, "3", x, n_random=2)
+    assert notices == [f"The GPU ran out of memory; {tiny_loaded.name} ran on the CPU for this request."]
+    monkeypatch.setattr(effective, "_unit_gradient", real)
+    want = R.effective_receptive_field(tiny_loaded.model, "3", x, n_random=2)
+    np.testing.assert_allclose(got.image_map, want.image_map, atol=1e-6)
+    np.testing.assert_allclose(got.random_map, want.random_map, atol=1e-6)

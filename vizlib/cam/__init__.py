@@ -7,6 +7,7 @@ highlights hurt the class more than chance?). Figures: :mod:`vizlib.figures.cam`
 
 from __future__ import annotations
 
+from vizlib.cam.graph import unguided_activations
 from vizlib.cam.methods import (
     GRADIENT_CAMS,
     IG_STEPS,
@@ -41,4 +42,5 @@ __all__ = [
     "compute",
     "default_layer",
     "faithfulness",
+    "unguided_activations",
 ]

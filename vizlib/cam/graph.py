@@ -12,8 +12,6 @@ Layer names follow :mod:`vizlib.activations` (torchvision's rule): a module name
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +21,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from vizlib.activations import trace_graph
+from vizlib.caching import LRUCache
 from vizlib.models import LoadedModel
 
 __all__ = [
@@ -36,10 +35,10 @@ __all__ = [
     "resolve_layer",
     "split_module",
     "traced",
+    "unguided_activations",
 ]
 
 _CACHE_SIZE = 16
-_CACHE_LOCK = threading.Lock()  # guards the per-model OrderedDicts (never held while computing)
 
 _GAP_MODULES = (nn.AdaptiveAvgPool2d, nn.AvgPool2d)
 _GAP_FUNCTIONS = (F.adaptive_avg_pool2d, F.avg_pool2d, torch.mean)
@@ -48,6 +47,11 @@ _RESHAPE_METHODS = ("flatten", "view", "reshape", "squeeze", "contiguous")
 _PASS_MODULES = (nn.Dropout, nn.Identity, nn.Flatten)
 _RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_)
 _RELU6_FUNCTIONS = (F.relu6,)
+# Activations guided backpropagation has no rule for (it rewrites the gradient of rectifiers only).
+_OTHER_ACTIVATION_MODULES = (nn.SiLU, nn.Hardswish, nn.GELU, nn.ELU, nn.CELU, nn.SELU, nn.LeakyReLU, nn.PReLU,
+                             nn.Mish, nn.Softplus, nn.Tanh)
+_OTHER_ACTIVATION_FUNCTIONS = {F.silu: "SiLU", F.hardswish: "Hardswish", F.gelu: "GELU", F.elu: "ELU",
+                               F.leaky_relu: "LeakyReLU", F.mish: "Mish", F.softplus: "Softplus", torch.tanh: "Tanh"}
 
 
 class CAMError(ValueError):
@@ -284,18 +288,8 @@ def _grad_leaf(x: torch.Tensor) -> torch.Tensor:
 
 
 def _cached(loaded: LoadedModel, key: tuple[str, str], build: Callable[[], fx.GraphModule]) -> fx.GraphModule:
-    with _CACHE_LOCK:
-        cache: OrderedDict = loaded.cache.setdefault("cam_modules", OrderedDict())
-        module = cache.get(key)
-        if module is not None:
-            cache.move_to_end(key)
-            return module
-    module = build()  # outside the lock; two threads may build the same module, both are equivalent
-    with _CACHE_LOCK:
-        cache[key] = module
-        while len(cache) > _CACHE_SIZE:
-            cache.popitem(last=False)
-    return module
+    cache: LRUCache[tuple[str, str], fx.GraphModule] = loaded.cache.setdefault("cam_modules", LRUCache(_CACHE_SIZE))
+    return cache.get_or_create(key, build)  # built outside the lock; the first module stored wins
 
 
 def split_module(loaded: LoadedModel, node: fx.Node) -> fx.GraphModule:
@@ -371,6 +365,31 @@ def _fetch(root: nn.Module, target: str) -> object:
     for part in target.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def unguided_activations(loaded: LoadedModel) -> dict[str, int]:
+    """The activations in ``loaded``'s forward pass that guided backpropagation leaves as they are.
+
+    Guided backpropagation (and Guided Grad-CAM) only let positive gradients back through *rectifiers*
+    (ReLU, ReLU6). Through any other activation (SiLU in EfficientNet-B0, Hardswish in MobileNet v3) the gradient
+    passes unchanged, so on a network built mostly of those the "guided" map is close to a plain gradient.
+
+    Returns:
+        ``{activation type: how many times it runs}``, e.g. ``{"SiLU": 49}``; empty for an all-ReLU network.
+    """
+    graph = traced(loaded)
+    counts: dict[str, int] = {}
+    for node in graph.gm.graph.nodes:
+        name = None
+        if node.op == "call_module":
+            module = graph.gm.get_submodule(str(node.target))
+            if isinstance(module, _OTHER_ACTIVATION_MODULES):
+                name = type(module).__name__
+        elif node.op == "call_function":
+            name = _OTHER_ACTIVATION_FUNCTIONS.get(node.target)
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _rectifier(graph: TracedModel, node: fx.Node) -> str | None:

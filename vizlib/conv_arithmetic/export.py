@@ -182,6 +182,10 @@ def _shared_palette(arrays: list[np.ndarray]) -> list[Image.Image]:
 
     Flat cell colours are the commonest, so they stay exact; anti-aliased text edges go to the
     nearest palette colour (no dithering).
+
+    Not Pillow's ``quantize(palette=..., dither=NONE)``: it looks colours up through a coarse colour cache, so
+    colours that *are* in the palette come out shifted (pure white became (252, 252, 252) on 91% of a
+    convolution frame's pixels, measured with Pillow 13); tests/test_export.py pins the exact mapping.
     """
     sample = _pack(np.concatenate([arrays[0], arrays[len(arrays) // 2], arrays[-1]], axis=0)).ravel()
     values, counts = np.unique(sample, return_counts=True)

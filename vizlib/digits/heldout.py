@@ -68,7 +68,7 @@ def canvas_to_image(rgba: np.ndarray) -> np.ndarray:
 
 
 def load_heldout(path: str | Path | None = None) -> HeldoutDigits:
-    """Load the prepared test-split digits shipped in ``tests/data/digits_heldout.npz``.
+    """Load the prepared test-split digits shipped in ``vizlib/digits/digits_heldout.npz``.
 
     Args:
         path: The ``.npz``; ``None`` for the shipped one.

@@ -5,7 +5,7 @@ trained on. The training digits go through the same MNIST-style preprocessing as
 (:func:`vizlib.digits.drawing_steps`), after augmentation at twice the resolution (rotation, shear,
 aspect, stroke thickness by dilation/erosion, solid strokes like a drawing pen) and a final small
 scale and shift. Writes the state dict and a JSON model card to ``checkpoints/`` and a held-out
-sample of the test split to ``tests/data/digits_heldout.npz``.
+sample of the test split to ``vizlib/digits/digits_heldout.npz``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ __all__ = [
     "train_model",
 ]
 
-DEFAULT_HELDOUT = Path(__file__).resolve().parents[2] / "tests" / "data" / "digits_heldout.npz"
+DEFAULT_HELDOUT = Path(__file__).resolve().parent / "digits_heldout.npz"  # runtime data: ships with the package
 
 _BIG = 2 * INPUT_SIZE  # augmentation works at twice the resolution
 _PAD = 8  # room around the enlarged digit so rotation and shear keep it inside

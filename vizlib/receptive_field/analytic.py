@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from vizlib.caching import LRUCache
 from vizlib.concurrency import GRAPH_LOCK
 from vizlib.receptive_field import geometry as geo
 from vizlib.receptive_field.geometry import ReceptiveFieldError, UnsupportedLayerError, UntraceableModelError
@@ -168,8 +168,11 @@ class _Entry:
     states: dict[tuple[int, int], dict[fx.Node, Any]] = field(default_factory=dict)
     tables: dict[tuple[int, int], dict[str, ReceptiveField]] = field(default_factory=dict)
     every: dict[tuple[int, int], dict[str, ReceptiveField]] = field(default_factory=dict)
-    extractors: OrderedDict[str, fx.GraphModule] = field(default_factory=OrderedDict)
+    extractors: LRUCache[str, fx.GraphModule] = field(default_factory=lambda: LRUCache(EXTRACTORS_PER_MODEL))
 
+
+#: Layer extractors kept per model for the effective receptive field.
+EXTRACTORS_PER_MODEL = 16
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()

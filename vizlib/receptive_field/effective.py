@@ -18,7 +18,6 @@ from torch import fx, nn
 from vizlib.concurrency import GRAPH_LOCK
 from vizlib.receptive_field import geometry as geo
 from vizlib.receptive_field.analytic import (
-    _CACHE_LOCK,
     Box,
     IntOrPair,
     ReceptiveField,
@@ -41,7 +40,6 @@ __all__ = [
 ]
 
 
-_EXTRACTORS_PER_MODEL = 16
 
 
 _ERF_CHUNK = 4
@@ -101,20 +99,15 @@ def effective_size(grad_map: np.ndarray, mass: float = 0.95) -> float:
 
 def _extractor(entry: _Entry, model: nn.Module, layer: str) -> fx.GraphModule:
     """A GraphModule computing ``layer``'s output; it shares the model's modules and parameters."""
-    with _CACHE_LOCK:
-        gm = entry.extractors.get(layer)
-        if gm is not None:
-            entry.extractors.move_to_end(layer)
-            return gm
-    graph, _ = geo.graph_upto(entry.trace.graph, [_layer_node(entry, model, layer)])
-    gm = fx.GraphModule(model, graph, f"{type(model).__name__}Upto")
-    gm.graph.eliminate_dead_code()
-    gm.recompile()
-    with _CACHE_LOCK:
-        entry.extractors[layer] = gm
-        while len(entry.extractors) > _EXTRACTORS_PER_MODEL:
-            entry.extractors.popitem(last=False)
-    return gm
+
+    def build() -> fx.GraphModule:
+        graph, _ = geo.graph_upto(entry.trace.graph, [_layer_node(entry, model, layer)])
+        gm = fx.GraphModule(model, graph, f"{type(model).__name__}Upto")
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+        return gm
+
+    return entry.extractors.get_or_create(layer, build)
 
 
 @contextmanager
@@ -189,6 +182,9 @@ def effective_receptive_field(
     Raises:
         ValueError: No image and ``n_random`` 0, a bad image shape, or a unit/channel outside the layer.
         ReceptiveFieldError: The model can't be traced or has no such layer.
+
+    On a registry model, a CUDA out-of-memory error is retried on the model's CPU twin
+    (:func:`vizlib.models.run_with_cpu_fallback`, which reports the fallback to the caller).
     """
     net, lock = _unwrap(model)
     if in_channels is None:
@@ -208,19 +204,29 @@ def effective_receptive_field(
     unit = (oh // 2, ow // 2) if unit is None else (int(unit[0]), int(unit[1]))
     if not (0 <= unit[0] < oh and 0 <= unit[1] < ow):
         raise ValueError(f"unit {unit} is outside the {oh}x{ow} feature map of {layer!r}.")
-    gm = _extractor(_entry(net), net, layer)
-    device, dtype = _model_device_dtype(net)
-    image_map = random_map = None
-    with _shared(lock), torch.inference_mode(False), torch.enable_grad():
-        if image is not None:
-            image_map = _normalised(_unit_gradient(gm, image.to(device, dtype), unit, channel)[0])
-        if n_random:
-            gen = torch.Generator().manual_seed(seed)
-            noise = torch.randn(n_random, in_channels, *hw, generator=gen)
-            total = torch.zeros(hw, dtype=torch.float64)
-            for chunk in noise.split(_ERF_CHUNK):
-                total += _unit_gradient(gm, chunk.to(device, dtype), unit, channel).sum(0).double().cpu()
-            random_map = _normalised(total / n_random)
+
+    def maps(net: nn.Module, lock: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        gm = _extractor(_entry(net), net, layer)
+        device, dtype = _model_device_dtype(net)
+        image_map = random_map = None
+        with _shared(lock), torch.inference_mode(False), torch.enable_grad():
+            if image is not None:
+                image_map = _normalised(_unit_gradient(gm, image.to(device, dtype), unit, channel)[0])
+            if n_random:
+                gen = torch.Generator().manual_seed(seed)
+                noise = torch.randn(n_random, in_channels, *hw, generator=gen)
+                total = torch.zeros(hw, dtype=torch.float64)
+                for chunk in noise.split(_ERF_CHUNK):
+                    total += _unit_gradient(gm, chunk.to(device, dtype), unit, channel).sum(0).double().cpu()
+                random_map = _normalised(total / n_random)
+        return image_map, random_map
+
+    if net is model:  # a bare network: no registry twin to fall back on
+        image_map, random_map = maps(net, lock)
+    else:  # a registry model: out of GPU memory -> the same on its CPU twin, with the session's notice
+        from vizlib.models import run_with_cpu_fallback
+
+        image_map, random_map = run_with_cpu_fallback(model, lambda lm: maps(lm.model, lm.lock))  # type: ignore[arg-type]
     return EffectiveReceptiveField(
         layer=layer,
         unit=unit,
