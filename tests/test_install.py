@@ -1,4 +1,4 @@
-"""``pip install .`` gives a working vizlib outside the checkout: gallery, digits checkpoint, every subpackage."""
+"""``pip install .`` gives a working vizlib outside the checkout: gallery, digits files, every subpackage."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ def test_installed_package_works_from_another_folder(tmp_path):
         assert len(images.gallery()) >= 10 and images.load_gallery_image("cat").ndim == 3
         assert digits.DEFAULT_CHECKPOINT.is_relative_to(site) and digits.DEFAULT_CARD.is_file()
         loaded = models.load_model(models.DIGITS_MODEL, device="cpu")
+        from vizlib.digits.heldout import load_heldout
+        from vizlib.digits.train import DEFAULT_HELDOUT
+        assert DEFAULT_HELDOUT.is_relative_to(site) and load_heldout() is not None
         assert not models.checkpoints_dir().is_relative_to(site), models.checkpoints_dir()
         print("ok", len(loaded.categories))
     """)
