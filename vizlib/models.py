@@ -635,16 +635,12 @@ def predict(loaded: LoadedModel, image: np.ndarray, k: int = 5) -> list[tuple[st
     return list(classify(loaded, image, k).top)
 
 
-# --------------------------------------------------------------------------------------------- your own model
-
-_USER_MODEL_API = ("load_user_model", "UserModelError")
 if TYPE_CHECKING:
     from vizlib.user_models import UserModelError, load_user_model
 
 
-def __getattr__(name: str) -> object:
-    """``load_user_model`` and ``UserModelError`` live in :mod:`vizlib.user_models` (imported on first use)."""
-    if name in _USER_MODEL_API:
+def __getattr__(name: str) -> object:  # load_user_model and UserModelError live in vizlib.user_models
+    if name in ("load_user_model", "UserModelError"):
         from vizlib import user_models
 
         return getattr(user_models, name)
