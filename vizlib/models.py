@@ -171,6 +171,9 @@ def _registry() -> dict[str, ModelSpec]:
         in_channels=1,
         top1=None,
     )
+    from vizlib.training_lab import registry as fashion
+
+    specs.update((spec.name, spec) for spec in fashion.fashion_specs())
     return specs
 
 
@@ -220,6 +223,10 @@ def weights_path(name: str) -> Path:
         from vizlib.digits import DEFAULT_CHECKPOINT
 
         return Path(DEFAULT_CHECKPOINT)
+    if spec.family == "fashion":
+        from vizlib.training_lab import registry as fashion
+
+        return fashion.weights_path(name)
     if spec.weights_url is None:
         raise ModelError(f"{name} has no downloadable weights.")
     return checkpoints_dir() / Path(urlparse(spec.weights_url).path).name
@@ -348,6 +355,10 @@ def _build(spec: ModelSpec, num_classes: int) -> nn.Module:
         from vizlib.digits import LeNet5
 
         return LeNet5(num_classes=num_classes)
+    if spec.family == "fashion":
+        from vizlib.training_lab.nets import build_net
+
+        return build_net(spec.name, num_classes)
     if spec.family == "efficientnet_lite":
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -530,6 +541,10 @@ def _categories(spec: ModelSpec) -> list[str]:
         from vizlib.digits import digits_categories
 
         return digits_categories()
+    if spec.family == "fashion":
+        from vizlib.training_lab import registry as fashion
+
+        return fashion.categories()
     return _imagenet_categories()
 
 
