@@ -203,10 +203,10 @@ if len(references) == len(NETS):
     nets = {n: lm.model for n, lm in loaded.items()}
     probs = shift.drag_prediction(nets, image, dx, dy)
     p1, p2 = st.columns([1, 4])
-    p1.image(moved, caption=f"{CLASSES[labels[index]]}, moved ({dx}, {dy})", width=140, clamp=True)
+    p1.image(moved, caption=f"a {CLASSES[labels[index]]}", width=140, clamp=True)
     p2.plotly_chart(LF.drag_figure(probs, CLASSES, int(labels[index])), key="lab_drag_fig")
     answers = {n: CLASSES[int(p.argmax())] for n, p in probs.items()}
-    st.markdown("Each net says: " + ", ".join(f"{NAMES[n]}: **{a}**" for n, a in answers.items()) + ".")
+    st.markdown(f"Moved ({dx}, {dy}) px, each net says: " + ", ".join(f"{NAMES[n]}: **{a}**" for n, a in answers.items()) + ".")
 
 # ------------------------------------------------------------------------------------------ FCN canvas
 
