@@ -106,8 +106,8 @@ if {"fashion_cnn", "fashion_mlp"} <= set(references):
 st.header("2. Train them yourself")
 c1, c2, c3 = st.columns([3, 1, 2])
 chosen_nets = c1.multiselect("Nets", list(NETS), default=list(NETS), format_func=NAMES.get, key="lab_nets")
-epochs = c2.slider("Epochs", 1, 5, 2, key="lab_epochs")
-train_size = c3.select_slider("Training images", TRAIN_SIZES, value=5_000, key="lab_size",
+epochs = c2.slider("Epochs", 1, 5, 1, key="lab_epochs")
+train_size = c3.select_slider("Training images", TRAIN_SIZES, value=2_000, key="lab_size",
                               format_func=lambda n: f"{n:,}")
 runs_shown = references
 title = "Reference runs (60,000 images, trained by `python -m vizlib.training_lab.train`)"
@@ -206,7 +206,8 @@ if len(references) == len(NETS):
     p1.image(moved, caption=f"a {CLASSES[labels[index]]}", width=140, clamp=True)
     p2.plotly_chart(LF.drag_figure(probs, CLASSES, int(labels[index])), key="lab_drag_fig")
     answers = {n: CLASSES[int(p.argmax())] for n, p in probs.items()}
-    st.markdown(f"Moved ({dx}, {dy}) px, each net says: " + ", ".join(f"{NAMES[n]}: **{a}**" for n, a in answers.items()) + ".")
+    said = ", ".join(f"{NAMES[n]}: **{a}**" for n, a in answers.items())
+    st.markdown(f"Moved ({dx}, {dy}) px, each net says: {said}.")
 
 # ------------------------------------------------------------------------------------------ FCN canvas
 

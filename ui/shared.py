@@ -174,7 +174,7 @@ def _model_label(name: str) -> str:
 
 
 def _sidebar_model() -> None:
-    names = models.list_models()
+    names = [name for name in models.list_models() if models.get_spec(name).convolutional]
     choice = st.sidebar.selectbox("Model", names, key="model_choice", format_func=_model_label)
     name = choice if _ensure_weights(choice) else models.DEFAULT_MODEL
     try:

@@ -96,6 +96,9 @@ class ModelSpec:
     description: str
     in_channels: int = 3
     top1: float | None = None
+    #: False for the training lab's fully connected and locally connected nets: no convolution to look into,
+    #: so the sidebar (and the pages that inspect conv layers) leave them out.
+    convolutional: bool = True
 
 
 def _imagenet_categories() -> list[str]:

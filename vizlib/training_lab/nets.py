@@ -70,14 +70,14 @@ class LocallyConnected2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, C, H, W]`` (H, W = ``input_size``) -> ``[N, out_channels, *output_size]``."""
-        if tuple(x.shape[-2:]) != tuple(self.input_size):
+        if not isinstance(x, torch.fx.Proxy) and tuple(x.shape[-2:]) != tuple(self.input_size):
             raise ValueError(
                 f"This locally connected layer has weights for {self.input_size[0]}x{self.input_size[1]} inputs "
                 f"only, got {x.shape[-2]}x{x.shape[-1]}: unshared weights can't slide to a new size."
             )
         cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # [N, K, L]
         out = torch.einsum("nkl,lok->nol", cols, self.weight)
-        return out.reshape(x.shape[0], self.out_channels, *self.output_size) + self.bias
+        return out.reshape(-1, self.out_channels, self.output_size[0], self.output_size[1]) + self.bias
 
     def extra_repr(self) -> str:
         return (
