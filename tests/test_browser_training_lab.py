@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import nav_link
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 IDLE = """() => !document.querySelector("[data-testid='stStatusWidget']")"""
@@ -25,7 +27,7 @@ def test_train_one_short_epoch_and_see_the_curves(app_server, browser_factory, t
     page = browser_factory().new_page(viewport={"width": 1400, "height": 2400})
     page.goto(app_server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="CNN Lens").wait_for(timeout=120_000)
-    page.locator("[data-testid='stSidebarNavLink']", has_text="Why convolutions").click(timeout=120_000)
+    nav_link(page, "Why convolutions").click(timeout=120_000)
     page.get_by_role("heading", name="Why convolutions?").wait_for(timeout=120_000)
     page.get_by_role("heading", name="Reference runs", exact=False).wait_for(timeout=120_000)
     page.get_by_text("At 8px the nets keep", exact=False).wait_for(timeout=120_000)  # the shift test is in

@@ -17,6 +17,7 @@ from tests.conftest import make_loaded
 from vizlib import _rf_geometry as geo
 from vizlib import models
 from vizlib import receptive_field as R
+from vizlib.training_lab.nets import WITHOUT_CONVOLUTIONS
 
 # --------------------------------------------------------------------------------------------- nets
 
@@ -318,7 +319,7 @@ def _visible(rf: R.ReceptiveField, axis: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in models.list_models() if models.get_spec(n).convolutional])
+@pytest.mark.parametrize("name", [n for n in models.list_models() if n not in WITHOUT_CONVOLUTIONS])
 def test_brute_force_matches_every_registered_model(name: str) -> None:
     with torch.device("meta"):  # no time spent initialising weights: the brute force overwrites them all
         net = models.load_model(name, pretrained=False, device="meta").model

@@ -21,6 +21,7 @@ from torch import nn
 
 __all__ = [
     "NETS",
+    "WITHOUT_CONVOLUTIONS",
     "FashionCNN",
     "FashionFCN",
     "FashionLocal",
@@ -176,6 +177,10 @@ NETS: dict[str, tuple[type[nn.Module], str]] = {
     "fashion_cnn": (FashionCNN, "CNN: (conv 5x5 -> ReLU -> pool) x2 -> dense"),
     "fashion_fcn": (FashionFCN, "Fully convolutional: the CNN with a 1x1 conv and global average pooling"),
 }
+
+
+#: The nets with no convolution in them (nothing for the conv-layer pages and tests to look into).
+WITHOUT_CONVOLUTIONS = ("fashion_mlp", "fashion_local")
 
 
 def build_net(name: str, num_classes: int = 10) -> nn.Module:

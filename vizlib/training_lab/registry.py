@@ -78,7 +78,7 @@ def fashion_specs() -> list[ModelSpec]:
                 "input: 28x28 grey, white garment on black.",
                 in_channels=1,
                 top1=top1,
-                convolutional=name in ("fashion_cnn", "fashion_fcn"),
+                dataset="Fashion-MNIST",
             )
         )
     return specs
