@@ -30,14 +30,13 @@ def test_train_one_short_epoch_and_see_the_curves(app_server, browser_factory, t
     nav_link(page, "Why convolutions").click(timeout=120_000)
     page.get_by_role("heading", name="Why convolutions?").wait_for(timeout=120_000)
     page.get_by_role("heading", name="Reference runs", exact=False).wait_for(timeout=120_000)
-    page.get_by_text("At 8px the nets keep", exact=False).wait_for(timeout=120_000)  # the shift test is in
     page.wait_for_function(IDLE, timeout=120_000)
 
     train = page.get_by_role("button", name="Train", exact=True)
-    train.wait_for(timeout=120_000)
-    train.click(timeout=120_000)
-    page.get_by_text("Training:", exact=False).first.wait_for(timeout=60_000)  # the progress bar's text
-    page.get_by_role("heading", name="Your run", exact=False).wait_for(timeout=120_000)
+    train.wait_for(timeout=240_000)
+    train.click(timeout=240_000)
+    page.get_by_text("Training:", exact=False).first.wait_for(timeout=120_000)  # the progress bar's text
+    page.get_by_role("heading", name="Your run", exact=False).wait_for(timeout=240_000)
     count = page.wait_for_function(f"() => ({DRAWN_CURVES})() >= 8 ? ({DRAWN_CURVES})() : null",
                                    timeout=60_000).json_value()
     assert count >= 8  # loss and accuracy lines of the four nets
