@@ -49,9 +49,11 @@ class PageInfo:
 
 
 HOME = PageInfo("pages/home.py", "Welcome", ":material/home:", "Your image and what the network says it is.")
-#: The lesson pages, in classroom order (convolution -> architectures -> edges -> filters -> feature maps -> RF -> CAM
-#: -> digits).
+#: The lesson pages, in classroom order (why convolutions -> convolution -> architectures -> edges -> filters ->
+#: feature maps -> RF -> CAM -> digits).
 LESSONS: list[PageInfo] = [
+    PageInfo("pages/training_lab.py", "Why convolutions", ":material/model_training:",
+             "Train an MLP and a CNN side by side on Fashion-MNIST: weights, curves, filters, shifts."),
     PageInfo("pages/convolution.py", "Convolution arithmetic", ":material/grid_on:",
              "Padding, stride, dilation, pooling and transposed convolution, step by step."),
     PageInfo("pages/architecture.py", "Architectures and cost", ":material/account_tree:",

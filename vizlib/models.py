@@ -181,6 +181,9 @@ def _registry() -> dict[str, ModelSpec]:
         top1=None,
         dataset="handwritten digits",
     )
+    from vizlib.training_lab import registry as fashion
+
+    specs.update((spec.name, spec) for spec in fashion.fashion_specs())
     return specs
 
 
@@ -235,6 +238,10 @@ def weights_path(name: str) -> Path:
         from vizlib.digits import DEFAULT_CHECKPOINT
 
         return Path(DEFAULT_CHECKPOINT)
+    if spec.family == "fashion":
+        from vizlib.training_lab import registry as fashion
+
+        return fashion.weights_path(name)
     if spec.weights_url is None:
         raise ModelError(f"{name} has no downloadable weights.")
     return checkpoints_dir() / Path(urlparse(spec.weights_url).path).name
@@ -363,6 +370,10 @@ def _build(spec: ModelSpec, num_classes: int) -> nn.Module:
         from vizlib.digits import LeNet5
 
         return LeNet5(num_classes=num_classes)
+    if spec.family == "fashion":
+        from vizlib.training_lab.nets import build_net
+
+        return build_net(spec.name, num_classes)
     if spec.family == "efficientnet_lite":
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -563,6 +574,10 @@ def _categories(spec: ModelSpec) -> list[str]:
         from vizlib.digits import digits_categories
 
         return digits_categories()
+    if spec.family == "fashion":
+        from vizlib.training_lab import registry as fashion
+
+        return fashion.categories()
     return _imagenet_categories()
 
 
