@@ -1,0 +1,21 @@
+"""What a channel wants: the photo patches that excite it most, and which channels made a prediction.
+
+:mod:`~vizlib.channels.bundle` is the photo set, :mod:`~vizlib.channels.examples` the dataset examples cut to
+receptive fields, :mod:`~vizlib.channels.ranking` the activation × gradient ranking. The optimised picture of a
+channel is in :mod:`vizlib.featurevis`.
+"""
+
+from vizlib.channels.bundle import bundled_photos
+from vizlib.channels.examples import Bank, Example, channel_bank, dataset_examples, receptive_patch
+from vizlib.channels.ranking import ChannelContribution, rank_channels
+
+__all__ = [
+    "Bank",
+    "ChannelContribution",
+    "Example",
+    "bundled_photos",
+    "channel_bank",
+    "dataset_examples",
+    "rank_channels",
+    "receptive_patch",
+]

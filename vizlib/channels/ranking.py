@@ -1,0 +1,67 @@
+"""Which channels made this prediction: each channel of a layer scored by activation × gradient.
+
+The score of channel ``k`` for class ``c`` is ``sum_ij A_kij * dy_c/dA_kij`` (the first-order estimate of how
+much the class's logit would fall if the channel were switched off), from one forward pass and one gradient
+that flows from the logit back to the layer only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vizlib import cam_graph
+from vizlib.cam import Evidence
+from vizlib.models import LoadedModel, run_with_cpu_fallback
+
+__all__ = ["ChannelContribution", "rank_channels"]
+
+
+@dataclass(frozen=True)
+class ChannelContribution:
+    """One channel's part in a prediction.
+
+    Attributes:
+        channel: The channel index.
+        score: Activation × gradient, summed over the map.
+        activation: The channel's map on the image (``h x w`` float32).
+    """
+
+    channel: int
+    score: float
+    activation: np.ndarray
+
+
+def rank_channels(
+    loaded: LoadedModel, image: np.ndarray, target: int, layer: str | None = None, k: int = 6
+) -> tuple[str, tuple[ChannelContribution, ...]]:
+    """The ``k`` channels of ``layer`` that contribute most to ``target``'s logit, strongest first.
+
+    Args:
+        loaded: A registry model (shared; the gradient goes to the layer's activation, never the weights).
+        image: ``H x W x 3`` uint8.
+        target: The class index.
+        layer: A module name; default the last convolutional block (:func:`vizlib.cam.default_layer`).
+        k: How many channels.
+
+    Returns:
+        ``(layer name, contributions)``.
+
+    Raises:
+        vizlib.cam.LayerError: The layer is unknown or not a convolutional map.
+    """
+    x = loaded.preprocess(image)
+
+    def run(lm: LoadedModel) -> tuple[str, tuple[ChannelContribution, ...]]:
+        graph = cam_graph.traced(lm)
+        name = layer if layer is not None else cam_graph.default_layer(lm)
+        node = cam_graph.resolve_layer(graph, name)
+        evidence = Evidence(lm, x.to(lm.device), int(target), node, need_grad=True)
+        activation, gradient = evidence.activation.float(), evidence.gradient.float()
+        scores = (activation * gradient).sum(dim=(1, 2)).cpu().numpy()
+        order = np.argsort(-scores, kind="stable")[:k]
+        maps = activation.cpu().numpy()
+        return name, tuple(ChannelContribution(int(c), float(scores[c]), maps[c].astype(np.float32)) for c in order)
+
+    return run_with_cpu_fallback(loaded, run)  # type: ignore[return-value]
