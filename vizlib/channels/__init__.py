@@ -6,16 +6,18 @@ channel is in :mod:`vizlib.featurevis`.
 """
 
 from vizlib.channels.bundle import bundled_photos
-from vizlib.channels.examples import Bank, Example, channel_bank, dataset_examples, receptive_patch
-from vizlib.channels.ranking import ChannelContribution, rank_channels
+from vizlib.channels.examples import Bank, Example, cached_bank, channel_bank, dataset_examples, receptive_patch
+from vizlib.channels.ranking import ChannelContribution, rank_channels, where_it_fires
 
 __all__ = [
     "Bank",
     "ChannelContribution",
     "Example",
     "bundled_photos",
+    "cached_bank",
     "channel_bank",
     "dataset_examples",
     "rank_channels",
     "receptive_patch",
+    "where_it_fires",
 ]

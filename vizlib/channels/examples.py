@@ -20,7 +20,7 @@ from vizlib.caching import LRUCache
 from vizlib.channels.bundle import Photo, bundled_photos
 from vizlib.models import LoadedModel
 
-__all__ = ["BANK_BATCH", "Bank", "Example", "channel_bank", "dataset_examples", "receptive_patch"]
+__all__ = ["BANK_BATCH", "Bank", "Example", "cached_bank", "channel_bank", "dataset_examples", "receptive_patch"]
 
 #: Photos per forward pass while building a bank.
 BANK_BATCH = 8
@@ -94,6 +94,15 @@ def _field(loaded: LoadedModel, layer: str) -> rf.ReceptiveField:
     return field
 
 
+def _banks(loaded: LoadedModel) -> LRUCache[str, Bank]:
+    return loaded.cache.setdefault("channel_banks", LRUCache(_BANKS))
+
+
+def cached_bank(loaded: LoadedModel, layer: str) -> Bank | None:
+    """The bundled photos' bank of ``layer`` if it was computed already, else ``None``."""
+    return _banks(loaded).get(layer)
+
+
 def channel_bank(
     loaded: LoadedModel, layer: str, photos: Sequence[Photo] | None = None, *, progress: ProgressFn | None = None
 ) -> Bank:
@@ -106,7 +115,7 @@ def channel_bank(
     """
     _field(loaded, layer)
     if photos is None:
-        cache: LRUCache[str, Bank] = loaded.cache.setdefault("channel_banks", LRUCache(_BANKS))
+        cache = _banks(loaded)
         bank = cache.get(layer)
         if bank is None:
             bank = cache.put(layer, channel_bank(loaded, layer, bundled_photos(), progress=progress))

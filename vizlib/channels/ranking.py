@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from vizlib import cam_graph
 from vizlib.cam import Evidence
 from vizlib.models import LoadedModel, run_with_cpu_fallback
+from vizlib.overlay import overlay
 
-__all__ = ["ChannelContribution", "rank_channels"]
+__all__ = ["ChannelContribution", "rank_channels", "where_it_fires"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,15 @@ def rank_channels(
         return name, tuple(ChannelContribution(int(c), float(scores[c]), maps[c].astype(np.float32)) for c in order)
 
     return run_with_cpu_fallback(loaded, run)  # type: ignore[return-value]
+
+
+def where_it_fires(image: np.ndarray, activation: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """The channel's map (scaled to ``[0, 1]`` by its maximum, negatives as 0) resized onto ``image`` and blended.
+
+    Returns:
+        ``H x W x 3`` uint8.
+    """
+    h, w = image.shape[:2]
+    top = float(activation.max())
+    scaled = np.clip(activation / top, 0, 1) if top > 0 else np.zeros_like(activation)
+    return overlay(image, cv2.resize(scaled.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR), "jet", alpha)
