@@ -93,7 +93,8 @@ def cascade(groups: Sequence[str], steps: int) -> list[tuple[str, ...]]:
     """Top-down cumulative sets of groups, at most ``steps`` of them, the last one being every group."""
     top_down = list(reversed(groups))
     n = len(top_down)
-    cuts = sorted({max(1, round(n * (i + 1) / steps)) for i in range(min(steps, n))})
+    k = min(steps, n)
+    cuts = sorted({max(1, round(n * (i + 1) / k)) for i in range(k)})
     return [tuple(top_down[:cut]) for cut in cuts]
 
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import fx
+from torch import fx, nn
 
-from vizlib.activations import ExtractionError, build_extractor
+from vizlib.activations import ExtractionError, build_extractor, trace_graph
 from vizlib.caching import LRUCache
 from vizlib.featurevis.augment import random_view
 from vizlib.featurevis.param import FourierImage
@@ -30,6 +30,28 @@ def _extractor(loaded: LoadedModel, layer: str) -> fx.GraphModule:
     return cache.get_or_create(layer, lambda: build_extractor(loaded.model, [layer]))
 
 
+_RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.ELU, nn.SiLU, nn.GELU, nn.Hardswish)
+
+
+def _objective_layer(loaded: LoadedModel, layer: str) -> str:
+    """The layer whose output is maximised: for an elementwise rectifier, the module that feeds it.
+
+    A ReLU channel that is zero on the grey start picture has zero gradient and would never move; its input
+    (the pre-activation, as Lucid optimises) has the same channels and the same preferred pattern.
+    """
+    modules = dict(loaded.model.named_modules())
+    if not isinstance(modules.get(layer), _RECTIFIERS):
+        return layer
+    graph = trace_graph(loaded.model)
+    for node in graph.graph.nodes:
+        if node.op == "call_module" and node.target == layer:
+            source = node.args[0] if node.args else None
+            if isinstance(source, fx.Node) and source.op == "call_module" and str(source.target) in modules:
+                return str(source.target)
+            break
+    return layer
+
+
 def channel_objective(output: torch.Tensor, channel: int) -> torch.Tensor:
     """The mean of ``channel`` over the batch and every position (``N x C x h x w`` or ``N x C``)."""
     return output[:, channel].mean()
@@ -44,7 +66,7 @@ def _normalise(loaded: LoadedModel, rgb: torch.Tensor) -> torch.Tensor:
     return (rgb - mean) / std
 
 
-def _check(loaded: LoadedModel, layer: str, channel: int, size: int, steps: int) -> int:
+def _check(loaded: LoadedModel, layer: str, channel: int, size: int, steps: int) -> str:
     if not 8 <= size <= MAX_SIZE:
         raise ValueError(f"The size must be 8 to {MAX_SIZE} pixels, got {size}.")
     if not 1 <= steps <= MAX_STEPS:
@@ -58,7 +80,7 @@ def _check(loaded: LoadedModel, layer: str, channel: int, size: int, steps: int)
         channels = int(extractor(probe)[layer].shape[1])
     if isinstance(channel, bool) or not 0 <= int(channel) < channels:
         raise ValueError(f"{layer} has channels 0 to {channels - 1}, not {channel}.")
-    return channels
+    return _objective_layer(loaded, layer)
 
 
 def visualize(
@@ -75,7 +97,8 @@ def visualize(
 
     The picture is a :class:`~vizlib.featurevis.param.FourierImage` (decorrelated, Fourier-space); each step
     shows the network a randomly jittered, scaled and rotated view of it (:func:`~vizlib.featurevis.augment.
-    random_view`) and moves the parameters with Adam to raise the channel's mean activation. The gradient
+    random_view`) and moves the parameters with Adam to raise the channel's mean activation (for a rectifier
+    layer, its input's: a dead ReLU channel has no gradient to climb). The gradient
     flows to the input only: the model's parameters stay frozen and nothing is attached to it, so it runs
     under ``loaded.shared()`` beside other sessions.
 
@@ -95,19 +118,19 @@ def visualize(
         vizlib.activations.ExtractionError: Unknown layer, or a model torch.fx can't trace.
         ValueError: Channel, size or steps out of range.
     """
-    _check(loaded, layer, channel, size, steps)
+    target = _check(loaded, layer, channel, size, steps)
 
     def run(lm: LoadedModel) -> np.ndarray:
         generator = torch.Generator().manual_seed(int(seed))
         image = FourierImage((size, size), generator, device=lm.device)
         optimiser = torch.optim.Adam(image.parameters(), lr=LEARNING_RATE)
-        extractor = _extractor(lm, layer)
+        extractor = _extractor(lm, target)
         every = max(1, steps // 50)
         for step in range(steps):
             optimiser.zero_grad(set_to_none=True)
             view = random_view(image.rgb(), generator)
             with lm.shared():
-                loss = -channel_objective(extractor(_normalise(lm, view))[layer], int(channel))
+                loss = -channel_objective(extractor(_normalise(lm, view))[target], int(channel))
             loss.backward()
             optimiser.step()
             if progress is not None and (step % every == 0 or step == steps - 1):
