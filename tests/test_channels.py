@@ -68,3 +68,8 @@ def test_ranking_equals_activation_times_gradient_by_autograd(net32, rng):
     np.testing.assert_allclose(top[0].activation, a[0, order[0]].detach().numpy(), rtol=1e-6)
     fires = channels.where_it_fires(image, top[0].activation)
     assert fires.shape == image.shape and fires.dtype == np.uint8
+
+
+def test_last_block_is_a_module_name_feature_visualization_accepts(lite0):
+    assert channels.last_block_module(lite0) == "_bn1"  # the head's ReLU6 is the stem's module run again
+    assert channels.last_block_module(make_loaded(tiny_convnet(), 8)) == "4"

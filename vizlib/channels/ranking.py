@@ -17,7 +17,7 @@ from vizlib.cam import Evidence
 from vizlib.models import LoadedModel, run_with_cpu_fallback
 from vizlib.overlay import overlay
 
-__all__ = ["ChannelContribution", "rank_channels", "where_it_fires"]
+__all__ = ["ChannelContribution", "last_block_module", "rank_channels", "where_it_fires"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,32 @@ class ChannelContribution:
     activation: np.ndarray
 
 
+def last_block_module(loaded: LoadedModel) -> str:
+    """The last convolutional block as a name from ``model.named_modules()`` (what feature visualization and the
+    Feature maps page take).
+
+    :func:`vizlib.cam.default_layer` may name a second call of a reused module (EfficientNet-Lite's final
+    ``_swish_1`` is its stem's ReLU6 module run again); then the module that feeds it, whose output has the same
+    channels (the normalisation before the rectifier), is taken.
+    """
+    default = cam_graph.default_layer(loaded)
+    modules = dict(loaded.model.named_modules())
+    if default in modules:
+        return default
+    graph = cam_graph.traced(loaded)
+    node = cam_graph.resolve_layer(graph, default)
+    first_call: dict[str, object] = {}
+    for candidate in graph.gm.graph.nodes:
+        if candidate.op == "call_module":
+            first_call.setdefault(str(candidate.target), candidate)
+    while node is not None:
+        target = str(node.target)
+        if node.op == "call_module" and target in modules and first_call.get(target) is node:
+            return target
+        node = node.args[0] if node.args and hasattr(node.args[0], "op") else None
+    return default
+
+
 def rank_channels(
     loaded: LoadedModel, image: np.ndarray, target: int, layer: str | None = None, k: int = 6
 ) -> tuple[str, tuple[ChannelContribution, ...]]:
@@ -44,7 +70,7 @@ def rank_channels(
         loaded: A registry model (shared; the gradient goes to the layer's activation, never the weights).
         image: ``H x W x 3`` uint8.
         target: The class index.
-        layer: A module name; default the last convolutional block (:func:`vizlib.cam.default_layer`).
+        layer: A module name; default the last convolutional block (:func:`last_block_module`).
         k: How many channels.
 
     Returns:
@@ -57,7 +83,7 @@ def rank_channels(
 
     def run(lm: LoadedModel) -> tuple[str, tuple[ChannelContribution, ...]]:
         graph = cam_graph.traced(lm)
-        name = layer if layer is not None else cam_graph.default_layer(lm)
+        name = layer if layer is not None else last_block_module(lm)
         node = cam_graph.resolve_layer(graph, name)
         evidence = Evidence(lm, x.to(lm.device), int(target), node, need_grad=True)
         activation, gradient = evidence.activation.float(), evidence.gradient.float()
