@@ -8,10 +8,10 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from ui import layer_cache as _layer_cache
 from tests.conftest import open_page
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figure as _figure
+from ui import layer_cache as _layer_cache
 from vizlib import images, models
 from vizlib import receptive_field as R
 
