@@ -1,4 +1,4 @@
-"""vizlib.cam_sanity: Spearman as pandas computes it, the top-down cascade, and the two answers known in
+"""vizlib.cam.sanity: Spearman as pandas computes it, the top-down cascade, and the two answers known in
 advance: a "randomisation" that changes nothing is flagged; real steps equal maps recomputed by hand."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from tests.conftest import make_loaded, tiny_convnet
-from vizlib import cam, cam_sanity
+from vizlib import cam
+from vizlib.cam import sanity as cam_sanity
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 

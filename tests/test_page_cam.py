@@ -194,3 +194,14 @@ def test_a_library_error_is_a_sentence_not_a_traceback(monkeypatch):
     assert "does not depend on the chosen layer (test)." in at.error[0].value
     assert not at.get("plotly_chart")
     st.cache_data.clear()
+
+
+def test_guided_methods_say_when_the_network_is_not_made_of_rectifiers(monkeypatch):
+    at = _page()
+    at.multiselect(key="cam_methods").set_value(["gradcam", "guided_backprop"]).run()
+    assert not at.exception, at.exception
+    assert not [i for i in at.info if "Guided" in i.value]  # EfficientNet-Lite0 is all ReLU6: the rule applies
+    monkeypatch.setattr(cam, "unguided_activations", lambda loaded: {"SiLU": 49})
+    at.run()
+    (note,) = [i.value for i in at.info if "Guided Backprop" in i.value]
+    assert "49 SiLU" in note and "close to a plain gradient" in note

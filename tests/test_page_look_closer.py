@@ -87,7 +87,8 @@ def test_channel_page_finds_photos_and_opens_a_channel_in_feature_maps(lite0, ca
 
 
 def test_cam_page_sanity_check_flags_by_the_librarys_numbers(lite0, cat):
-    from vizlib import cam, cam_sanity
+    from vizlib import cam
+    from vizlib.cam import sanity as cam_sanity
 
     at = open_page("pages/cam.py", timeout=600)
     at.multiselect(key="cam_methods").set_value(["gradcam", "guided_backprop"]).run()

@@ -48,11 +48,13 @@ class PageInfo:
 
 
 HOME = PageInfo("pages/home.py", "Welcome", ":material/home:", "Your image and what the network says it is.")
-#: The lesson pages, in classroom order (convolution -> edges -> filters -> feature maps -> RF -> CAM -> look closer
-#: -> channels -> digits).
+#: The lesson pages, in classroom order (convolution -> architectures -> edges -> filters -> feature maps -> RF -> CAM
+#: -> look closer -> channels -> digits).
 LESSONS: list[PageInfo] = [
     PageInfo("pages/convolution.py", "Convolution arithmetic", ":material/grid_on:",
              "Padding, stride, dilation, pooling and transposed convolution, step by step."),
+    PageInfo("pages/architecture.py", "Architectures and cost", ":material/account_tree:",
+             "LeNet to ResNet: every layer's parameters and multiply-accumulates, building blocks, exercises."),
     PageInfo("pages/edges.py", "Edge detectors", ":material/filter_b_and_w:",
              "Edit a kernel and watch it filter your image or your camera live."),
     PageInfo("pages/filters.py", "Learned filters", ":material/apps:",

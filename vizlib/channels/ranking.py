@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vizlib import cam_graph
 from vizlib.cam import Evidence
+from vizlib.cam import graph as cam_graph
 from vizlib.models import LoadedModel, run_with_cpu_fallback
 from vizlib.overlay import overlay
 

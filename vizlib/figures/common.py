@@ -13,7 +13,7 @@ __all__ = ["image_figure", "picture_trace", "png_data_uri", "topk_bar"]
 
 def png_data_uri(image: np.ndarray) -> str:
     """An RGB uint8 image as a ``data:image/png;base64,...`` URI, for ``go.Image(source=...)``."""
-    from vizlib.feature_maps import encode_png  # here, not at the top: figures that draw no photo stay torch-free
+    from vizlib.encoding import encode_png  # here, not at the top: figures that draw no photo need no cv2
 
     return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
