@@ -12,6 +12,7 @@ from torch import nn
 from tests.conftest import make_loaded
 from vizlib import activations, models
 from vizlib.concurrency import RWLock
+from vizlib.training_lab.nets import WITHOUT_CONVOLUTIONS
 
 
 def _fixed_net() -> nn.Sequential:
@@ -256,7 +257,7 @@ def test_in_place_ops_do_not_overwrite_returned_activations():
     torch.testing.assert_close(acts["layer1.0"], (bn2 + x).relu()[0])
 
 
-@pytest.mark.parametrize("name", models.list_models())
+@pytest.mark.parametrize("name", [n for n in models.list_models() if n not in WITHOUT_CONVOLUTIONS])
 def test_every_registered_model_has_a_layer_table_and_extracts_every_conv(name):
     loaded = models.load_model(name, pretrained=name == models.DIGITS_MODEL)
     table = activations.layer_table(loaded)

@@ -41,7 +41,7 @@ def test_home_shows_the_image_top5_and_the_guide():
     caption = " ".join(c.value for c in at.caption)
     assert "EfficientNet-Lite0" in caption and "CPU" in caption and " ms" in caption
     links = [el.proto.label for el in at.get("page_link")]
-    assert links and links[0].startswith("1. Convolution arithmetic")
+    assert links and links[0].startswith("1. Why convolutions") and links[1].startswith("2. Convolution arithmetic")
     assert "Running on" in " ".join(c.value for c in at.sidebar.caption)
 
 

@@ -273,8 +273,9 @@ def _hooks(module: nn.Module) -> int:
 
 def _all_modules_clean(loaded: models.LoadedModel) -> None:
     assert _hooks(loaded.model) == 0
-    for module in loaded.cache.get("cam_modules", {}).values():
-        assert _hooks(module) == 0
+    modules = loaded.cache.get("cam_modules")  # a vizlib.caching.LRUCache: no .values(), keys() then get()
+    for key in modules.keys() if modules is not None else []:
+        assert _hooks(modules.get(key)) == 0
     assert not loaded.model.training
     assert all(not p.requires_grad and p.grad is None for p in loaded.model.parameters())
 

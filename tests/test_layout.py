@@ -117,7 +117,7 @@ def test_every_lesson_package_lists_what_it_re_exports() -> None:
 
 def _readme_python() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("From Python:", 1)[1]
+    section = text.split("## From Python", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

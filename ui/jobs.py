@@ -46,6 +46,7 @@ def background(
     label: str,
     start_label: str | None = None,
     share: bool = False,
+    live: Callable[[], None] | None = None,
 ) -> T | None:
     """The result of ``fn`` for ``key``, computed in ``queue``; ``None`` while it is not ready.
 
@@ -57,6 +58,8 @@ def background(
         label: What the work is, in words ("Score-CAM on ResNet-18").
         start_label: A button to press first; ``None`` starts the work at once.
         share: Let sessions asking for an equal ``key`` at the same time share one computation.
+        live: Draws the job's partial results (e.g. read from a :class:`vizlib.jobs.Latest` the job fills);
+            called under the progress bar each time it is redrawn, while the job waits or runs.
 
     Returns:
         The result once done, else ``None`` (the page shows the button, the queue place or the progress).
@@ -81,7 +84,7 @@ def background(
         st.session_state[slot] = {"key": key, "job": job}
     if job.done():
         return _collect(slot, job)
-    _progress_fragment(slot, job)
+    _progress_fragment(slot, job, live)
     return None
 
 
@@ -102,7 +105,7 @@ def _collect(slot: str, job: Job[Any]) -> Any:
 
 
 @st.fragment(run_every=_POLL_SECONDS)
-def _progress_fragment(slot: str, job: Job[Any]) -> None:
+def _progress_fragment(slot: str, job: Job[Any], live: Callable[[], None] | None = None) -> None:
     status = job.status()
     if status.finished:
         st.rerun(scope="app")
@@ -117,3 +120,5 @@ def _progress_fragment(slot: str, job: Job[Any]) -> None:
         job.cancel()
         st.session_state.pop(slot, None)
         st.rerun(scope="app")
+    if live is not None:
+        live()

@@ -28,6 +28,7 @@ __all__ = [
     "JobError",
     "JobQueue",
     "JobStatus",
+    "Latest",
     "Progress",
     "QueueFullError",
 ]
@@ -321,6 +322,35 @@ class JobQueue:
                 position = next(i for i, waiting in enumerate(self._waiting) if waiting is task)
             error = f"{task.error}" if task.error is not None else None
             return JobStatus(task.state, position, task.fraction, task.message, error)
+
+
+class Latest(Generic[T]):
+    """A thread-safe box for a job's latest partial result: the job publishes, a page polls.
+
+    ``version`` counts the values set, so a reader can tell whether anything new arrived.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._version = 0
+
+    def set(self, value: T) -> None:
+        """Publish ``value`` (replacing the previous one)."""
+        with self._lock:
+            self._value = value
+            self._version += 1
+
+    def get(self) -> T | None:
+        """The latest value, ``None`` before the first."""
+        with self._lock:
+            return self._value
+
+    @property
+    def version(self) -> int:
+        """How many values were published."""
+        with self._lock:
+            return self._version
 
 
 def _done_fn(progress: Progress) -> None:  # pragma: no cover - never called

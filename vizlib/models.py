@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import cv2
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vizlib._paths import downloads_dir
 from vizlib.concurrency import GRAPH_LOCK, RWLock
 from vizlib.devices import DeviceFallbackWarning, default_device, is_oom, report_fallback
 
@@ -40,6 +42,7 @@ __all__ = [
     "ModelSpec",
     "Prediction",
     "UnknownModelError",
+    "UserModelError",
     "WeightsIntegrityError",
     "WeightsUnavailableError",
     "checkpoints_dir",
@@ -48,6 +51,7 @@ __all__ = [
     "get_spec",
     "list_models",
     "load_model",
+    "load_user_model",
     "predict",
     "run_with_cpu_fallback",
     "weights_path",
@@ -56,7 +60,7 @@ __all__ = [
 
 #: Environment variable that moves the checkpoints folder (default: ``checkpoints/`` in the repo).
 CHECKPOINTS_ENV = "CNN_LENS_CHECKPOINTS"
-_REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+_REPO_CHECKPOINTS = downloads_dir()  # the checkout's checkpoints/, or ~/.cache/cnn-lens/checkpoints when installed
 # torch.hub's rule, which torchvision's weights follow: the file name carries a sha256 prefix.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 
@@ -177,6 +181,9 @@ def _registry() -> dict[str, ModelSpec]:
         top1=None,
         dataset="handwritten digits",
     )
+    from vizlib.training_lab import registry as fashion
+
+    specs.update((spec.name, spec) for spec in fashion.fashion_specs())
     return specs
 
 
@@ -231,6 +238,10 @@ def weights_path(name: str) -> Path:
         from vizlib.digits import DEFAULT_CHECKPOINT
 
         return Path(DEFAULT_CHECKPOINT)
+    if spec.family == "fashion":
+        from vizlib.training_lab import registry as fashion
+
+        return fashion.weights_path(name)
     if spec.weights_url is None:
         raise ModelError(f"{name} has no downloadable weights.")
     return checkpoints_dir() / Path(urlparse(spec.weights_url).path).name
@@ -359,6 +370,10 @@ def _build(spec: ModelSpec, num_classes: int) -> nn.Module:
         from vizlib.digits import LeNet5
 
         return LeNet5(num_classes=num_classes)
+    if spec.family == "fashion":
+        from vizlib.training_lab.nets import build_net
+
+        return build_net(spec.name, num_classes)
     if spec.family == "efficientnet_lite":
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -559,6 +574,10 @@ def _categories(spec: ModelSpec) -> list[str]:
         from vizlib.digits import digits_categories
 
         return digits_categories()
+    if spec.family == "fashion":
+        from vizlib.training_lab import registry as fashion
+
+        return fashion.categories()
     return _imagenet_categories()
 
 
@@ -629,3 +648,15 @@ def predict(loaded: LoadedModel, image: np.ndarray, k: int = 5) -> list[tuple[st
         ``k`` pairs ``(class name, probability)``.
     """
     return list(classify(loaded, image, k).top)
+
+
+if TYPE_CHECKING:
+    from vizlib.user_models import UserModelError, load_user_model
+
+
+def __getattr__(name: str) -> object:  # load_user_model and UserModelError live in vizlib.user_models
+    if name in ("load_user_model", "UserModelError"):
+        from vizlib import user_models
+
+        return getattr(user_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

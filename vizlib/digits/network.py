@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vizlib._paths import shipped_file
+
 __all__ = [
     "DEFAULT_CARD",
     "DEFAULT_CHECKPOINT",
@@ -18,14 +20,10 @@ __all__ = [
 ]
 
 
-_ROOT = Path(__file__).resolve().parents[2]
-
-
-#: The committed checkpoint (a state dict) and its model card.
-DEFAULT_CHECKPOINT = _ROOT / "checkpoints" / "digits_lenet5.pth"
-
-
-DEFAULT_CARD = _ROOT / "checkpoints" / "digits_lenet5.json"
+#: The committed checkpoint (a state dict) and its model card: the checkout's checkpoints/, or the installed
+#: package's copy (see vizlib._paths).
+DEFAULT_CHECKPOINT = shipped_file("digits_lenet5.pth")
+DEFAULT_CARD = shipped_file("digits_lenet5.json")
 
 
 class CheckpointError(ValueError):
