@@ -5,11 +5,22 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from ui.jobs import background
 from ui.layer_cache import ranking as shared_ranking
-from ui.shared import SESSION_IMAGE_SIDE, current_image, current_image_key, current_model, with_notices
+from ui.look_closer import WORK_QUEUE
+from ui.shared import (
+    SESSION_IMAGE_SIDE,
+    current_image,
+    current_image_key,
+    current_model,
+    untrained_model,
+    with_notices,
+)
 from vizlib import activations, cam, images, models, overlay
 from vizlib import feature_maps as fm
+from vizlib.cam import sanity as cam_sanity
 from vizlib.figures import cam as fcam
+from vizlib.figures import look_closer as flc
 
 #: Methods shown first: each takes well under a second on a CPU.
 DEFAULT_METHODS = ("gradcam", "gradcam++", "layercam", "saliency")
@@ -247,6 +258,41 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
     )
 
 
+def _sanity_section(loaded: models.LoadedModel, image: np.ndarray, image_key: str, target: int, layer: str,
+                    methods: list[str]) -> None:
+    st.subheader("Sanity check: randomise the network")
+    st.markdown(
+        "If a map explains the *network*, destroying the network must change it (Adebayo et al., 2018). Replace the "
+        "trained weights by untrained ones from the top down, a few blocks per step, and recompute each map: the "
+        "rank correlation with the trained map should fall. A map that barely changes shows the image, not the "
+        "network: a heat map is not proof."
+    )
+    chosen = tuple(m for m in methods if m not in SLOW) or ("gradcam",)
+    key = (loaded.name, image_key, target, layer, chosen)
+    check = background(
+        WORK_QUEUE, "cam_sanity", key,
+        lambda progress: cam_sanity.sanity_check(loaded, untrained_model(loaded.name), image, target, chosen, layer,
+                                                 progress=progress),
+        label="Sanity check", start_label="Randomise the layers, top down", share=True,
+    )
+    if check is None:
+        return
+    labels = [step.label for step in check.steps]
+    st.plotly_chart(flc.sanity_maps_figure([(step.label, step.maps) for step in check.steps], cam.TITLES),
+                    key="cam_sanity_maps")
+    st.plotly_chart(flc.sanity_correlation_figure(
+        labels, {m: [step.correlation[m] for step in check.steps] for m in chosen}, cam.TITLES,
+        cam_sanity.FLAG_THRESHOLD), key="cam_sanity_correlation")
+    for method in chosen:
+        mean = check.mean_correlation(method)
+        if method in check.flagged:
+            st.warning(f"**{cam.TITLES[method]}** barely changes when the network is randomised (mean rank "
+                       f"correlation {mean:+.2f}): it does not show what this network learned.", icon=":material/flag:")
+        else:
+            st.success(f"**{cam.TITLES[method]}** changes with the weights (mean rank correlation {mean:+.2f}).",
+                       icon=":material/check:")
+
+
 # ------------------------------------------------------------------------------------------- page
 
 st.title("Class activation maps")
@@ -288,5 +334,6 @@ try:
     _score_table(scores)
     _downloads(maps, image, key, target, layer, colormap, opacity)
     _why_a_not_b(loaded, layer, methods, colormap, opacity)
+    _sanity_section(loaded, image, image_key, target, layer, methods)
 except ValueError as exc:  # CAMError and bad input: the library's sentence, never a traceback
     st.error(f"{exc}", icon=":material/error:")

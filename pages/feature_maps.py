@@ -76,6 +76,17 @@ def _pick_layer(acts: fm.LayerActivations, model_name: str) -> activations.Layer
     return rows[layer]
 
 
+def _goto(acts: fm.LayerActivations, model_name: str) -> None:
+    """Open the layer and channel another page asked for (``st.session_state["fm_goto"]``), once."""
+    goto = st.session_state.pop("fm_goto", None)
+    stage = next((s for s, rows in fm.layers_by_stage(acts.layers).items()
+                  if goto and goto["layer"] in [r.name for r in rows]), None)
+    if stage is not None:
+        st.session_state[f"fm_stage::{model_name}"] = stage
+        st.session_state[f"fm_layer::{model_name}::{stage}"] = goto["layer"]
+        st.session_state[f"fm_channel::{goto['layer']}"] = goto["channel"]
+
+
 def _options() -> dict:
     a, b, c = st.columns(3)
     sort = a.radio("Order of the tiles", list(SORTS), key="fm_sort", horizontal=True)
@@ -180,6 +191,7 @@ except activations.ExtractionError as exc:
     st.error(f"{exc} Pick another model in the sidebar.")
     st.stop()
 cache_key = (loaded.name, loaded.pretrained, image_key)
+_goto(acts, loaded.name)
 info = _pick_layer(acts, loaded.name)
 opts = _options()
 

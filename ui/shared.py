@@ -50,7 +50,7 @@ class PageInfo:
 
 HOME = PageInfo("pages/home.py", "Welcome", ":material/home:", "Your image and what the network says it is.")
 #: The lesson pages, in classroom order (why convolutions -> convolution -> architectures -> edges -> filters ->
-#: feature maps -> RF -> CAM -> digits).
+#: feature maps -> RF -> CAM -> look closer -> channels -> digits).
 LESSONS: list[PageInfo] = [
     PageInfo("pages/training_lab.py", "Why convolutions", ":material/model_training:",
              "Train an MLP and a CNN side by side on Fashion-MNIST: weights, curves, filters, shifts."),
@@ -68,6 +68,10 @@ LESSONS: list[PageInfo] = [
              "What part of the image one unit sees: theoretical and effective."),
     PageInfo("pages/cam.py", "Class activation maps", ":material/local_fire_department:",
              "Why did the network say \"cat\"? CAM, Grad-CAM and friends."),
+    PageInfo("pages/look_closer.py", "Look closer", ":material/visibility:",
+             "Cover part of the image, shift and turn it: what changes the prediction?"),
+    PageInfo("pages/channels.py", "What a channel wants", ":material/psychology:",
+             "Photo patches and an optimised picture for one channel; the channels behind a prediction."),
     PageInfo("pages/digits.py", "Draw a digit", ":material/draw:",
              "Draw a digit and watch it flow through a LeNet-5 trained here."),
 ]

@@ -1,0 +1,75 @@
+"""vizlib.channels: dataset examples are the strongest units over the photos, cut exactly to their receptive
+field; the channel ranking equals activation x gradient computed directly with autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_loaded, tiny_convnet
+from vizlib import activations, channels
+from vizlib import receptive_field as rf
+from vizlib.channels import bundled_photos
+
+
+@pytest.fixture
+def net32():
+    return make_loaded(tiny_convnet(7), 32, mean=0.5, std=0.25)
+
+
+def test_receptive_patch_is_the_box_crop_with_grey_outside(rng):
+    picture = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    field = rf.ReceptiveField(size=10, stride=2, padding=3, output_size=14, input_size=32, extent=((0, 31), (0, 31)))
+    (top, bottom), (left, right) = field.box(5, 6)
+    np.testing.assert_array_equal(channels.receptive_patch(picture, field, 5, 6),
+                                  picture[top : bottom + 1, left : right + 1])
+    corner = channels.receptive_patch(picture, field, 0, 0)  # the box starts 3 px before the picture
+    assert corner.shape == (10, 10, 3)
+    assert (corner[:3] == 128).all() and (corner[:, :3] == 128).all()
+    np.testing.assert_array_equal(corner[3:, 3:], picture[:7, :7])
+
+
+def test_dataset_examples_are_the_strongest_units_cut_to_their_field(net32, rng):
+    layer, channel = "3", 4
+    mine = rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    photos = list(bundled_photos()) + [("your image", mine)]
+    peaks = []
+    for _, photo in photos:
+        values = activations.extract(net32, photo, [layer])[layer][channel]
+        peaks.append(float(values.max()))
+    examples = channels.dataset_examples(net32, layer, channel, k=4, extra=("your image", mine))
+    expected = np.argsort(-np.asarray(peaks), kind="stable")[:4]
+    assert [e.name for e in examples] == [photos[i][0] for i in expected]
+    field = rf.receptive_field(net32.model, layer, 32)
+    for example, i in zip(examples, expected, strict=True):
+        values = activations.extract(net32, photos[i][1], [layer])[layer][channel]
+        row, col = np.unravel_index(int(values.argmax()), values.shape)
+        assert example.unit == (row, col) and example.score == pytest.approx(peaks[i], rel=1e-4)
+        assert example.box == field.box(row, col)
+        assert example.patch.shape[:2] == field.size_hw
+        np.testing.assert_array_equal(example.patch, channels.receptive_patch(net32.resize(photos[i][1]), field, row,
+                                                                               col))
+    assert channels.cached_bank(net32, layer) is not None  # the bundled photos' bank is kept per layer
+
+
+def test_ranking_equals_activation_times_gradient_by_autograd(net32, rng):
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    target = 3
+    layer, top = channels.rank_channels(net32, image, target, layer="3", k=6)
+    x = net32.preprocess(image)
+    a = net32.model[:4](x).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net32.model[4:](a)[0, target], a)
+    scores = (a * grad).sum(dim=(2, 3))[0].detach().numpy()
+    order = np.argsort(-scores, kind="stable")
+    assert layer == "3"
+    assert [c.channel for c in top] == list(order[:6])
+    np.testing.assert_allclose([c.score for c in top], scores[order[:6]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(top[0].activation, a[0, order[0]].detach().numpy(), rtol=1e-6)
+    fires = channels.where_it_fires(image, top[0].activation)
+    assert fires.shape == image.shape and fires.dtype == np.uint8
+
+
+def test_last_block_is_a_module_name_feature_visualization_accepts(lite0):
+    assert channels.last_block_module(lite0) == "_bn1"  # the head's ReLU6 is the stem's module run again
+    assert channels.last_block_module(make_loaded(tiny_convnet(), 8)) == "4"

@@ -1,0 +1,106 @@
+"""The Look closer and What a channel wants pages, and the CAM page's sanity check, through AppTest: what they
+draw is vizlib's numbers; queued work arrives through ui.jobs; a channel opens in Feature maps."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import open_page
+from tests.conftest import plotly_array as _array
+from tests.conftest import plotly_figure as _figure
+from ui.look_closer import WORK_QUEUE
+from vizlib import channels, featurevis, images, models, occlusion
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning:captum")]
+
+
+@pytest.fixture(scope="module")
+def cat() -> np.ndarray:
+    return images.fit_image(images.load_gallery_image(images.gallery()[0].key), 1024)
+
+
+def _wait(queue, timeout: float = 600) -> None:
+    end = time.monotonic() + timeout
+    while queue.counts() != (0, 0):
+        assert time.monotonic() < end, "the queued work did not finish"
+        time.sleep(0.2)
+
+
+def _bars(at, key: str) -> list[tuple[str, float]]:
+    bar = _figure(at, key)["data"][0]
+    return list(zip(list(bar["y"])[::-1], _array(bar["x"])[::-1].tolist(), strict=True))
+
+
+def test_moving_patch_and_occlusion_map_are_vizlibs(lite0, cat):
+    at = open_page("pages/look_closer.py", timeout=600)
+    assert at.title[0].value == "Look closer"
+    _, expected = occlusion.covered_prediction(lite0, cat, 88, 88, 48, "grey")
+    np.testing.assert_allclose([p for _, p in _bars(at, "lc_patch_top5")], [p for _, p in expected.top], atol=1e-5)
+    at.slider(key="lc_x").set_value(0).run()
+    at.slider(key="lc_y").set_value(10).run()
+    _, moved = occlusion.covered_prediction(lite0, cat, 0, 10, 48, "grey")
+    assert [n for n, _ in _bars(at, "lc_patch_top5")] == [n for n, _ in moved.top]
+    np.testing.assert_allclose([p for _, p in _bars(at, "lc_patch_top5")], [p for _, p in moved.top], atol=1e-5)
+    # the occlusion map: a coarse patch so the test stays short, computed in the queue
+    at.select_slider(key="lc_map_patch").set_value(96).run()
+    at.select_slider(key="lc_map_stride").set_value(32).run()
+    target = models.classify(lite0, cat).indices[0]
+    at.button(key="job:occlusion:start").click().run()
+    _wait(WORK_QUEUE)
+    at.run()
+    assert not at.exception, at.exception
+    fig = _figure(at, "lc_sensitivity_figure")
+    heats = [t for t in fig["data"] if t["type"] == "heatmap"]
+    stride = fig["data"][0]["dx"]
+    drop = occlusion.sensitivity(lite0, cat, target, patch=96, stride=32)
+    np.testing.assert_allclose(_array(heats[0]["z"]), drop[::stride, ::stride], atol=1e-5)
+
+
+def test_channel_page_finds_photos_and_opens_a_channel_in_feature_maps(lite0, cat):
+    at = open_page("pages/channels.py", timeout=600)
+    layer_box = at.selectbox(key=f"ch_layer::{models.DEFAULT_MODEL}")
+    layer_box.set_value("_conv_stem").run()
+    at.select_slider(key="ch_steps").set_value(64).run()
+    at.button(key="job:bank:start").click().run()
+    _wait(WORK_QUEUE)
+    at.run()
+    expected = channels.dataset_examples(lite0, "_conv_stem", 0, extra=("your image", cat))
+    shown = [img for img in at.get("image") if any("·" in (i.caption or "") for i in img.proto.imgs)]
+    captions = [i.caption for i in shown[0].proto.imgs]
+    assert captions == [f"{e.name} · {e.score:.3g}" for e in expected]
+    at.button(key="job:featurevis:start").click().run()
+    _wait(featurevis.QUEUE)
+    at.run()
+    assert featurevis.cached(lite0, "_conv_stem", 0, size=128, steps=64) is not None
+    assert not at.exception, at.exception
+    # the top channel of the prediction opens in Feature maps on its layer and channel
+    layer, top = channels.rank_channels(lite0, cat, models.classify(lite0, cat).indices[0])
+    at.button(key=f"ch_goto_{top[0].channel}").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Feature maps"
+    assert at.selectbox(key=f"fm_channel::{layer}").value == top[0].channel
+    stage = at.selectbox(key=f"fm_stage::{models.DEFAULT_MODEL}").value
+    assert at.selectbox(key=f"fm_layer::{models.DEFAULT_MODEL}::{stage}").value == layer
+
+
+def test_cam_page_sanity_check_flags_by_the_librarys_numbers(lite0, cat):
+    from vizlib import cam
+    from vizlib.cam import sanity as cam_sanity
+
+    at = open_page("pages/cam.py", timeout=600)
+    at.multiselect(key="cam_methods").set_value(["gradcam", "guided_backprop"]).run()
+    at.button(key="job:cam_sanity:start").click().run()
+    _wait(WORK_QUEUE)
+    at.run()
+    assert not at.exception, at.exception
+    target = models.classify(lite0, cat).indices[0]
+    untrained = models.load_model(models.DEFAULT_MODEL, pretrained=False, device="cpu")
+    check = cam_sanity.sanity_check(lite0, untrained, cat, target, ("gradcam", "guided_backprop"), "_swish_1")
+    lines = _figure(at, "cam_sanity_correlation")["data"]
+    np.testing.assert_allclose(_array(lines[0]["y"]), [s.correlation["gradcam"] for s in check.steps], atol=1e-6)
+    flagged = " ".join(w.value for w in at.warning)
+    for method in check.flagged:
+        assert f"**{cam.TITLES[method]}** barely changes" in flagged
