@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from vizlib.training_lab import figures as LF
+from vizlib.figures import training_lab as LF
 from vizlib.training_lab.fcn import ClassMap
 from vizlib.training_lab.params import EXAMPLES
 from vizlib.training_lab.shift import RobustnessCurve

@@ -5,5 +5,5 @@ Modules: :mod:`~vizlib.training_lab.data` (Fashion-MNIST), :mod:`~vizlib.trainin
 :mod:`~vizlib.training_lab.params` (parameter formulas), :mod:`~vizlib.training_lab.train` (training, reference
 runs), :mod:`~vizlib.training_lab.shift` (robustness to shifts and rotations), :mod:`~vizlib.training_lab.fcn`
 (class maps on a canvas), :mod:`~vizlib.training_lab.registry` (the nets in :mod:`vizlib.models`),
-:mod:`~vizlib.training_lab.figures` (plotly figures and downloads).
+figures in :mod:`vizlib.figures.training_lab` (plotly figures and downloads).
 """
