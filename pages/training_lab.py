@@ -7,9 +7,9 @@ import streamlit as st
 
 from ui import training_lab as lab
 from ui.jobs import background
+from vizlib.figures import training_lab as LF
 from vizlib.jobs import Latest
 from vizlib.training_lab import fcn, params, shift
-from vizlib.figures import training_lab as LF
 from vizlib.training_lab.data import CLASSES, FashionDataError
 from vizlib.training_lab.nets import NETS
 from vizlib.training_lab.train import TrainConfig, train_nets
