@@ -476,3 +476,19 @@ def test_unguided_activations_are_counted(name, kind):
 def test_an_all_rectifier_network_has_no_unguided_activations(lite0):
     assert cam.unguided_activations(lite0) == {}
     assert cam.unguided_activations(models.load_model("resnet18", pretrained=False)) == {}
+
+
+def test_integrated_gradients_baseline_is_the_black_picture_the_network_sees(lite0):
+    from vizlib.cam.methods import black_input
+
+    x = lite0.preprocess(np.full((40, 50, 3), 200, np.uint8))
+    torch.testing.assert_close(black_input(lite0, x), lite0.preprocess(np.zeros((40, 50, 3), np.uint8)))
+
+
+def test_integrated_gradients_works_on_the_digits_network():
+    # Its preprocessing crops to the ink and refuses a black picture, so the baseline can't come from it.
+    digits = models.load_model(models.DIGITS_MODEL)
+    stroke = np.zeros((28, 28, 3), np.uint8)
+    stroke[5:23, 12:16] = 255
+    (heat,) = cam.compute(digits, stroke, 1, ("integrated_gradients",), layer="conv2").values()
+    assert heat.shape == (28, 28) and float(heat.max()) == pytest.approx(1.0)

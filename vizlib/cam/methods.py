@@ -255,6 +255,20 @@ class Saliency(Explainer):
         return _channel_max_abs(attribution)
 
 
+def black_input(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+    """A black picture as the network sees it: ``(0 - mean) / std`` per channel, shaped like ``x``.
+
+    Equal to preprocessing an all-black image for the photo models, and also defined for the small networks
+    whose preprocessing refuses an empty picture (the digits LeNet crops to the ink: "The canvas is empty").
+    """
+    channels = x.shape[1]
+    mean = torch.as_tensor(loaded.spec.mean, dtype=x.dtype, device=x.device)
+    std = torch.as_tensor(loaded.spec.std, dtype=x.dtype, device=x.device)
+    if mean.numel() != channels:
+        mean, std = mean[:1].expand(channels), std[:1].expand(channels)
+    return ((0.0 - mean) / std).view(1, channels, 1, 1).expand_as(x).clone()
+
+
 class IntegratedGradients(Explainer):
     """Sundararajan et al. 2017 (Captum): gradients along the straight path from a black image,
     ``|sum_c attribution_c|`` per pixel."""
@@ -266,8 +280,7 @@ class IntegratedGradients(Explainer):
     def explain(self, evidence: Evidence) -> torch.Tensor:
         from captum.attr import IntegratedGradients as CaptumIG
 
-        h, w = evidence.x.shape[2:]
-        baseline = evidence.loaded.preprocess(np.zeros((h, w, 3), np.uint8))
+        baseline = black_input(evidence.loaded, evidence.x)
         with evidence.loaded.shared():  # no hooks: batched gradients of plain forward passes
             attribution = CaptumIG(evidence.loaded.model).attribute(
                 evidence.x.clone().requires_grad_(),
