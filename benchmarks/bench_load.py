@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -183,6 +185,13 @@ def _summary(rows: list[dict]) -> None:
           + (str(best) if best else f"none of {[r['n'] for r in rows]}"))
 
 
+def _start_profile(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy sampling the server (CPU only: idle threads left out) into ``out`` as raw collapsed stacks."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "--rate", "50",
+                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=30, help="concurrent sessions (without --sweep)")
@@ -195,6 +204,8 @@ def main() -> None:
     parser.add_argument("--total-timeout", type=float, default=900.0, help="seconds one wave may take")
     parser.add_argument("--session-ttl", type=int, default=10,
                         help="server.disconnectedSessionTTL: seconds a closed session's state is kept (app: 120)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="record the server with py-spy (raw collapsed stacks) into this file during the waves")
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds to wait after a wave before reading the RSS (longer than --session-ttl)")
     args = parser.parse_args()
@@ -212,10 +223,15 @@ def main() -> None:
             warm = _wave(url, proc.pid, 1, 0, folder, loaded, args)  # loads the model, traces the extractors
             print(f"# warm-up session: {warm['wall']:.0f} s, RSS after {warm['rss_after']:.0f} MB, "
                   f"wrong: {warm['wrong'] or 'none'}")
+            spy = _start_profile(proc.pid, args.profile) if args.profile else None
             rows = []
             for wave, n in enumerate(SWEEP if args.sweep else (args.sessions,) * args.waves, start=1):
                 rows.append(_wave(url, proc.pid, n, wave, folder, loaded, args))
                 _print_wave(rows[-1])
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+                print(f"# py-spy profile of the waves: {args.profile}")
             _summary(rows)
             mem = _memory_mb(proc.pid)
             print(f"# server VmHWM (peak RSS over its life) {mem['VmHWM']:.0f} MB; alive: {proc.poll() is None}")

@@ -20,11 +20,15 @@ import streamlit as st
 
 from vizlib import images, models
 from vizlib.devices import DeviceFallbackWarning, describe_device
+from vizlib.serving import display_jpeg
 
 T = TypeVar("T")
 
 #: Largest decoded image kept per session (longer side, pixels).
 SESSION_IMAGE_SIDE = 1024
+#: Longest side of the sidebar's thumbnail, pixels (the sidebar is about 300 CSS pixels wide; twice that for
+#: sharp screens).
+SIDEBAR_SIDE = 600
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,9 @@ def _sidebar_image() -> None:
         if shot is not None:
             _take_bytes(f"camera:{shot.file_id}", shot.getvalue(), "camera snapshot")
     current_image()
-    st.sidebar.image(st.session_state["image"], caption=st.session_state.get("image_label"), width="stretch")
+    # encoded once per image at the sidebar's size, not on every rerun (vizlib.serving.pictures)
+    thumbnail = display_jpeg(st.session_state["image"], SIDEBAR_SIDE, key=st.session_state["image_key"])
+    st.sidebar.image(thumbnail, caption=st.session_state.get("image_label"), width="stretch", output_format="JPEG")
 
 
 def _take_bytes(origin: str, data: bytes, label: str) -> None:
