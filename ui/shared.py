@@ -87,6 +87,7 @@ def set_image(image: Any, label: str) -> None:
     st.session_state["image"] = image
     st.session_state["image_label"] = label
     st.session_state["image_key"] = _image_key(image)
+    st.session_state.pop("image_lost", None)
 
 
 def current_image() -> Any:
@@ -190,6 +191,11 @@ def _sidebar_model() -> None:
 
 def _sidebar_image() -> None:
     source = st.sidebar.radio("Image", ["Gallery", "Upload", "Camera"], key="image_source", horizontal=True)
+    if source != "Gallery" and "image" not in st.session_state:
+        # A fresh session that already says "Upload"/"Camera": the browser reconnected to a server that
+        # doesn't hold its session (a replica stopped behind the proxy, or the server restarted) and brought
+        # its widgets back, not its image.
+        st.session_state["image_lost"] = True
     if source == "Gallery":
         entries = {g.key: g for g in images.gallery()}
         key = st.sidebar.selectbox(
@@ -213,6 +219,10 @@ def _sidebar_image() -> None:
         shot = st.sidebar.camera_input("Camera snapshot", key="camera")
         if shot is not None:
             _take_bytes(f"camera:{shot.file_id}", shot.getvalue(), "camera snapshot")
+    if st.session_state.get("image_lost"):
+        st.sidebar.info("The server that held your session changed or restarted and did not keep your image: "
+                        "choose your image again. Until then the pages show the sample photo.",
+                        icon=":material/sync_problem:")
     current_image()
     # encoded once per image at the sidebar's size, not on every rerun (vizlib.serving.pictures)
     thumbnail = display_jpeg(st.session_state["image"], SIDEBAR_SIDE, key=st.session_state["image_key"])
