@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from ui.jobs import background
+from ui.layer_cache import figure
 from ui.layer_cache import ranking as shared_ranking
 from ui.queues import heavy_queue, score_queue
 from ui.shared import SESSION_IMAGE_SIDE, current_image, current_image_key, current_model, with_notices
@@ -156,8 +157,9 @@ def _downloads(
         "One map up close", list(maps), key="cam_closeup", format_func=lambda m: cam.TITLES[m]
     )
     st.plotly_chart(
-        fcam.overlay_figure(image, maps[method], colormap=colormap, opacity=opacity, label=cam.TITLES[method],
-                            title=cam.TITLES[method]),
+        figure(("cam_overlay", *key, target, layer, method, colormap, opacity),
+               lambda: fcam.overlay_figure(image, maps[method], colormap=colormap, opacity=opacity,
+                                           label=cam.TITLES[method], title=cam.TITLES[method])),
         key="cam_overlay",
     )
     stem = f"{key[0]}_{layer}_{target}_{method}".replace("+", "pp")
@@ -218,7 +220,9 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
         label: f"{label}: {loaded.categories[i]} ({probs[i]:.1%})" for label, i in zip("AB", pair, strict=True)
     }
     st.plotly_chart(
-        fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=titles, columns=2),
+        figure(("cam_ab", loaded.name, loaded.pretrained, image_key, tuple(pair), layer, method, colormap, opacity),
+               lambda: fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=titles,
+                                           columns=2)),
         key="cam_ab",
     )
     st.caption(
@@ -301,7 +305,8 @@ try:
     maps = {m: (maps | heavy)[m] for m in methods if m in maps or m in heavy}
     if maps:
         st.plotly_chart(
-            fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES),
+            figure(("cam_methods", *key, target, layer, tuple(maps), colormap, opacity),
+                   lambda: fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES)),
             key="cam_methods_figure",
         )
         st.caption(
