@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from benchmarks._util import machine  # noqa: E402
-from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
+from tests.app_process import cpu_seconds, free_port, start_app, stop_app  # noqa: E402
 from tests.load_sessions import STEPS, SessionResult, expected_prediction, make_uploads, run_sessions  # noqa: E402
 from vizlib import models  # noqa: E402
 
@@ -55,20 +55,28 @@ TARGET_SWITCH_S = 2.0
 SWITCHES = ("fm_montage", "cam_figure")
 
 
-def _memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM (peak RSS over the process's life) of ``pid``, in MB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) / 1024
+def _memory_mb(pid: int | tuple[int, ...]) -> dict[str, float]:
+    """VmRSS and VmHWM (peak RSS over the process's life) of ``pid`` (summed over several), in MB."""
+    out = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for one in (pid,) if isinstance(pid, int) else pid:
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in out:
+                out[key] += int(value.split()[0]) / 1024
     return out
+
+
+def _cpu(pids: tuple[int, ...]) -> tuple[float, float]:
+    """CPU seconds so far of (the servers' process trees, everything else this process started: the browser)."""
+    first, others = cpu_seconds(pids[0])
+    rest = sum(cpu_seconds(pid)[0] for pid in pids[1:])
+    return first + rest, others - rest
 
 
 class _RssPoller(threading.Thread):
     """Polls a process's resident set size while a wave runs and keeps the maximum."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int | tuple[int, ...], every: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.pid, self.every, self.peak = pid, every, 0.0
         self._done = threading.Event()
@@ -148,11 +156,11 @@ def _needed_cpu(loaded, uploads: list[Path], cam_page: bool) -> float:
         torch.set_num_threads(threads)
 
 
-def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args, label: str = "") -> dict:
+def _wave(url: str, pid: tuple[int, ...], n: int, wave: int, folder: Path, loaded, args, label: str = "") -> dict:
     uploads = make_uploads(folder / f"wave{wave}{label}", n, salt=wave)
     expected = {p.name: expected_prediction(loaded, p.read_bytes()) for p in uploads}
     load_before = os.getloadavg()[0]
-    cpu_before = cpu_seconds(pid)
+    cpu_before = _cpu(pid)
     poller = _RssPoller(pid)
     poller.start()
     start = time.perf_counter()
@@ -160,7 +168,7 @@ def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args, lab
                            total_timeout=args.total_timeout, stagger=args.stagger)
     wall = time.perf_counter() - start
     peak = poller.stop()
-    cpu_after = cpu_seconds(pid)
+    cpu_after = _cpu(pid)
     load_after = os.getloadavg()[0]
     time.sleep(args.settle)  # the sessions' websockets are closed; let the server drop them
     wrong = {r.name: why for r in results if (why := _wrong(r, expected[r.name], not args.no_cam))}
@@ -257,6 +265,37 @@ def _old_tree(ref: str, folder: Path) -> Path:
     return folder
 
 
+def _snapshot(folder: Path) -> Path:
+    """A copy of the app's working tree (code and data, not .git or caches) to serve from."""
+    import shutil as sh
+
+    sh.copytree(ROOT, folder, ignore=sh.ignore_patterns(".git", "__pycache__", ".venv", ".pytest_cache", ".ruff_cache"),
+                symlinks=True)
+    return folder
+
+
+_REPLICA_URLS: dict[str, str] = {}
+
+
+def _replica_url(log: Path) -> str:
+    return _REPLICA_URLS[str(log)]
+
+
+def _start_proxy(folder: Path, replicas: list[str]) -> tuple[subprocess.Popen, str]:
+    """HAProxy with deploy/haproxy.cfg in front of ``replicas`` (URLs); returns (process, its URL)."""
+    for i, url in enumerate(replicas, start=1):
+        _REPLICA_URLS[str(folder / f"replica{i}.log")] = url
+    listen = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, LISTEN=listen, **{f"REPLICA{i}": u.removeprefix("http://")
+                                             for i, u in enumerate(replicas, start=1)})
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    with (folder / "haproxy.log").open("w") as log:
+        proc = subprocess.Popen([haproxy, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    time.sleep(1.0)
+    return proc, f"http://{listen}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=30, help="concurrent sessions (without --sweep)")
@@ -273,6 +312,8 @@ def main() -> None:
                         help="run these numbers of sessions in turn (like --sweep, with other N)")
     parser.add_argument("--compare", metavar="GIT_REF", default=None,
                         help="also serve the app as it was at this commit and alternate waves between the two")
+    parser.add_argument("--replicas", type=int, choices=(1, 2), default=1,
+                        help="2: also two replicas behind HAProxy (deploy/haproxy.cfg), waves alternating with one")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record the server with py-spy (raw collapsed stacks) into this file during the waves")
     parser.add_argument("--settle", type=float, default=30.0,
@@ -286,43 +327,63 @@ def main() -> None:
     loaded = models.load_model(models.DEFAULT_MODEL, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        servers = []  # (label, process, url, log offset key)
-        if args.compare:
-            tree = _old_tree(args.compare, folder / "old")
-            proc, url = start_app(folder / "server-old.log", "--server.disconnectedSessionTTL",
-                                  str(args.session_ttl), cwd=tree)
-            servers.append((f"before ({args.compare})", proc, url, folder / "server-old.log"))
-        proc, url = start_app(folder / "server.log", "--server.disconnectedSessionTTL", str(args.session_ttl))
-        servers.append(("now" if args.compare else "", proc, url, folder / "server.log"))
+        servers = []  # (label, pids, url, log of the replica that logs app errors)
+        procs = []
+        ttl = ("--server.disconnectedSessionTTL", str(args.session_ttl))
         try:
-            for label, proc, url, log in servers:
-                print(f"# server {label} pid {proc.pid}, RSS at start {_memory_mb(proc.pid)['VmRSS']:.0f} MB")
-                args.log_path, args.log_offset = log, 0
-                warm = _wave(url, proc.pid, 1, 0, folder, loaded, args, label)  # loads the model, traces
-                print(f"# warm-up session {label}: {warm['wall']:.0f} s, RSS after {warm['rss_after']:.0f} MB, "
-                      f"wrong: {warm['wrong'] or 'none'}")
-            spy = _start_profile(servers[-1][1].pid, args.profile) if args.profile else None
-            offsets = {label: len(log.read_text(errors="replace")) for label, _, _, log in servers}
+            if args.compare:
+                tree = _old_tree(args.compare, folder / "old")
+                proc, url = start_app(folder / "server-old.log", *ttl, cwd=tree)
+                procs.append(proc)
+                servers.append((f"before ({args.compare})", (proc.pid,), url, [folder / "server-old.log"]))
+            # the app as it is now, copied: editing the working tree while the benchmark runs changes nothing
+            now = _snapshot(folder / "now")
+            proc, url = start_app(folder / "server.log", *ttl, cwd=now)
+            procs.append(proc)
+            servers.append(("now, 1 replica" if args.replicas > 1 else "now" if args.compare else "", (proc.pid,), url,
+                            [folder / "server.log"]))
+            if args.replicas > 1:
+                env = {"STREAMLIT_SERVER_COOKIE_SECRET": "bench-load-shared-secret"}
+                reps = [start_app(folder / f"replica{i}.log", *ttl, cwd=now, env=env) for i in (1, 2)]
+                procs += [p for p, _ in reps]
+                proxy, proxy_url = _start_proxy(folder, [u for _, u in reps])
+                procs.append(proxy)
+                servers.append(("now, 2 replicas + HAProxy", tuple(p.pid for p, _ in reps) + (proxy.pid,), proxy_url,
+                                [folder / "replica1.log", folder / "replica2.log"]))
+            for label, pids, url, logs in servers:
+                print(f"# server {label} pids {pids}, RSS at start {_memory_mb(pids)['VmRSS']:.0f} MB")
+                for log in logs:  # warm every replica directly (each loads the model on its first session)
+                    direct = url if len(logs) == 1 else _replica_url(log)
+                    args.log_path, args.log_offset = log, 0
+                    warm = _wave(direct, pids, 1, 0, folder, loaded, args, label)
+                    print(f"# warm-up session {label}: {warm['wall']:.0f} s, RSS after {warm['rss_after']:.0f} MB, "
+                          f"wrong: {warm['wrong'] or 'none'}")
+            spy = _start_profile(servers[-1][1][0], args.profile) if args.profile else None
+            offsets = {str(log): len(log.read_text(errors="replace")) for *_, logs in servers for log in logs}
             rows = []
             counts = args.counts or (SWEEP if args.sweep else (args.sessions,) * args.waves)
             for wave, n in enumerate(counts, start=1):
                 order = servers if wave % 2 else servers[::-1]  # alternate which server goes first
-                for label, proc, url, log in order:
-                    args.log_path, args.log_offset = log, offsets[label]
-                    rows.append(_wave(url, proc.pid, n, wave, folder, loaded, args, label))
-                    offsets[label] = args.log_offset
+                for label, pids, url, logs in order:
+                    errors = []
+                    args.log_path, args.log_offset = logs[0], offsets[str(logs[0])]
+                    rows.append(_wave(url, pids, n, wave, folder, loaded, args, label))
+                    offsets[str(logs[0])] = args.log_offset
+                    for log in logs[1:]:
+                        more, offsets[str(log)] = _server_errors(log, offsets[str(log)])
+                        errors += more
+                    rows[-1]["server_errors"] += errors
                     _print_wave(rows[-1])
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
                 print(f"# py-spy profile of the waves: {args.profile}")
             _summary(rows)
-            for label, proc, _, _ in servers:
-                mem = _memory_mb(proc.pid)
-                print(f"# server {label} VmHWM (peak RSS over its life) {mem['VmHWM']:.0f} MB; "
-                      f"alive: {proc.poll() is None}")
+            for label, pids, _, _ in servers:
+                print(f"# server {label} VmHWM (peak RSS over its life) {_memory_mb(pids)['VmHWM']:.0f} MB; "
+                      f"alive: {all(p.poll() is None for p in procs)}")
         finally:
-            for _, proc, _, _ in servers:
+            for proc in procs:
                 stop_app(proc)
     print(f"# load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
