@@ -202,3 +202,21 @@ def test_a_library_error_is_a_sentence_not_a_traceback(monkeypatch):
     assert "does not depend on the chosen layer (test)." in at.error[0].value
     assert not at.get("plotly_chart")
     st.cache_data.clear()
+
+
+def test_score_cam_runs_in_the_shared_queue_when_asked_and_joins_the_figure(lite0, cat):
+    at = _page()
+    target = models.classify(lite0, cat, 1).indices[0]
+    at.selectbox(key=LAYER_KEY).set_value("_conv_stem").run()  # 32 channels: a short job
+    at.multiselect(key="cam_methods").set_value(["gradcam", "scorecam"]).run()
+    at.button(key="job:cam_heavy:start").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["job:cam_heavy"]["job"]
+    assert job.label == f"Score-CAM of {lite0.categories[target]}"
+    assert job.wait(120)
+    at.run()
+    fig = _figure(at, "cam_methods_figure")
+    titles, drawn = _panels(fig)
+    assert [t.split("<br>")[0] for t in titles] == ["Grad-CAM", "Score-CAM"]
+    expected = cam.compute(lite0, cat, target, ("scorecam",), "_conv_stem")["scorecam"]
+    np.testing.assert_allclose(drawn[1], _strided(expected, fig), atol=1e-5)
