@@ -1,16 +1,23 @@
-"""CNN Lens: the router. Registers the pages, draws the shared sidebar, runs the chosen page."""
+"""CNN Lens: the router. Registers the pages, draws the shared sidebar (with the app's own page list), runs
+the chosen page.
+
+The page list is drawn by the app (``ui.shared.draw_navigation``), not by Streamlit's navigation menu, which
+stays hidden (``client.showSidebarNavigation = false``): on a freshly started server Streamlit's first script
+run still treats ``pages/`` as a legacy multipage folder and would paint every file there as a page.
+"""
 
 import streamlit as st
 
-from ui.shared import HOME, available_lessons, draw_sidebar
+from ui.shared import HOME, available_lessons, draw_navigation, draw_sidebar
 from vizlib.serving import configure_process
 
 configure_process()  # once per process: torch threads per call, malloc arenas (see vizlib/serving/process.py)
 
 st.set_page_config(page_title="CNN Lens", page_icon=":material/visibility:", layout="wide")
 
-pages = [st.Page(HOME.path, title=HOME.title, icon=HOME.icon, url_path=HOME.url_path, default=True)]
-pages += [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path) for p in available_lessons()]
-page = st.navigation(pages)
+home = st.Page(HOME.path, title=HOME.title, icon=HOME.icon, url_path=HOME.url_path, default=True)
+pages = [home] + [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path) for p in available_lessons()]
+page = st.navigation(pages, position="hidden")
+draw_navigation(pages)
 draw_sidebar()
 page.run()

@@ -50,7 +50,7 @@ async def _until(page, predicate: str, arg=None) -> None:
 
 async def _switch(page, title: str, done: str) -> float:
     start = time.perf_counter()
-    await page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click()
+    await page.locator(".st-key-app_nav").get_by_role("link", name=title, exact=True).click()
     await _until(page, _HEADING, "CNN Lens" if title == "Welcome" else title)
     await _until(page, done)
     return time.perf_counter() - start

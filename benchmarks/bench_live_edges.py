@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._util import machine  # noqa: E402
-from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
+from tests.app_process import cpu_seconds, nav_link, start_app, stop_app  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
 from tests.fake_camera import fake_camera_args, write_y4m  # noqa: E402
 from vizlib import kernels as K  # noqa: E402
@@ -150,7 +150,7 @@ def run(
             if keep_resolution:
                 page.add_init_script(KEEP_RESOLUTION)  # runs in every frame, the component's included
             page.goto(url, wait_until="domcontentloaded")
-            page.locator("[data-testid='stSidebarNavLink']", has_text="Edge detectors").click(timeout=120_000)
+            nav_link(page, "Edge detectors").click(timeout=120_000)
             page.get_by_role("heading", name="Edge detectors").wait_for(timeout=120_000)
             _choose_preset(page, preset)
             page.frame_locator("iframe[title*='webrtc']").get_by_role("button", name="Start").click(timeout=60_000)

@@ -184,8 +184,7 @@ try:
 except (models.ModelError, ValueError) as exc:
     st.error(f"The digits model could not be loaded: {exc}")
     st.stop()
-if st.session_state.get("model_name", models.DIGITS_MODEL) != models.DIGITS_MODEL:
-    st.caption(f":material/info: This page always uses {loaded.spec.title}, whatever the sidebar's model.")
+st.caption(f":material/info: This page always uses {loaded.spec.title}, whatever the sidebar's model.")
 
 left, right = st.columns([1, 1.3], gap="large")
 with left:

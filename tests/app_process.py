@@ -14,9 +14,14 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ROOT", "cpu_seconds", "free_port", "start_app", "stop_app"]
+__all__ = ["ROOT", "cpu_seconds", "free_port", "nav_link", "start_app", "stop_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def nav_link(page, title: str):
+    """The link to the page titled ``title`` in the app's own page list in the sidebar (a Playwright locator)."""
+    return page.locator(".st-key-app_nav [data-testid='stPageLink'] a", has_text=title).first
 
 
 def free_port() -> int:

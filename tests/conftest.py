@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from tests.app_process import nav_link  # noqa: F401 - the browser tests' way to the app's page list
 from vizlib import models
 
 if TYPE_CHECKING:

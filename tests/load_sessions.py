@@ -194,7 +194,7 @@ async def _sidebar_caption(page) -> str:
 
 async def _switch(page, title: str, timeout_ms: int) -> None:
     """Click the sidebar's link to the page ``title`` and wait for its heading."""
-    await page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title, exact=True).click(
+    await page.locator(".st-key-app_nav").get_by_role("link", name=title, exact=True).click(
         timeout=timeout_ms
     )
     await _until(page, _HEADING, title, timeout_ms)

@@ -83,10 +83,10 @@ def test_extractor_is_cached_and_shares_weights(tiny_loaded, rng):
     img = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
     activations.extract(tiny_loaded, img, ["3", "0"])
     cache = tiny_loaded.cache["extractors"]
-    assert list(cache) == [("0", "3")]
+    assert cache.keys() == [("0", "3")]
     activations.extract(tiny_loaded, img, ["0", "3"])
     assert len(cache) == 1
-    gm = cache[("0", "3")]
+    gm = cache.get(("0", "3"))
     shared = {id(p) for p in tiny_loaded.model.parameters()}
     assert {id(p) for p in gm.parameters()} <= shared
 
@@ -282,3 +282,46 @@ def test_the_trace_is_made_once_per_model(tiny_loaded, monkeypatch):
     activations.build_extractor(tiny_loaded.model, ["0"])
     activations.build_extractor(tiny_loaded.model, ["3"])
     assert activations._TRACES[tiny_loaded.model] is first
+
+
+def test_the_extractor_cache_holds_under_racing_threads(tiny_loaded, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(activations, "_EXTRACTOR_CACHE_SIZE", 2)  # constant eviction: the race is likely
+    monkeypatch.setattr(activations, "build_extractor", lambda model, key: ("extractor", key))
+
+    import collections
+    import time
+
+    class YieldingDict(collections.OrderedDict):  # a per-model cache built on a bare OrderedDict races here
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            time.sleep(0)  # give other threads the window between the lookup and the reordering
+            return value
+
+    monkeypatch.setattr(activations, "OrderedDict", YieldingDict, raising=False)
+    loaded = type(tiny_loaded)(tiny_loaded.name, tiny_loaded.model, tiny_loaded.device, tiny_loaded.categories,
+                               tiny_loaded.spec, tiny_loaded.pretrained)
+    keys = [(f"layer{i}",) for i in range(5)]
+    errors: list[BaseException] = []
+
+    def hammer(seed: int) -> None:
+        try:
+            for i in range(1000):
+                key = keys[(seed * 7 + i) % len(keys)]
+                assert activations._cached_extractor(loaded, key) == ("extractor", key)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(s,)) for s in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        sys.setswitchinterval(old)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == [], repr(errors[:1])

@@ -103,18 +103,45 @@ def test_model_without_weights_offline_falls_back_to_default(tmp_path, monkeypat
 
 def test_image_stays_chosen_across_pages():
     at = _app()
-    at.sidebar.selectbox(key="gallery_key").set_value("dog").run()
+    at.sidebar.selectbox(key="gallery_key").set_value("goldfish").run()
     key = at.session_state["image_key"]
     at.switch_page("pages/convolution.py").run()
     assert not at.exception
     at.switch_page("pages/home.py").run()
     assert at.session_state["image_key"] == key
-    assert at.sidebar.selectbox(key="gallery_key").value == "dog"
+    assert at.sidebar.selectbox(key="gallery_key").value == "goldfish"
 
 
-def test_choosing_the_digits_model_in_the_sidebar_works():
+def test_the_sidebar_offers_only_models_that_take_photos():
+    # The digits LeNet sees a re-centred 28x28 crop: maps over the photo, faithfulness and CAM inputs would be
+    # wrong for it, so it lives on the Draw-a-digit page only.
     at = _app()
-    at.sidebar.selectbox(key="model_choice").set_value(models.DIGITS_MODEL).run()
+    offered = at.sidebar.selectbox(key="model_choice").options
+    assert models.get_spec(models.DIGITS_MODEL).title not in offered
+    assert len(offered) == len(models.list_models("ImageNet")) >= 9
+    assert all(models.get_spec(name).dataset == "ImageNet" for name in models.list_models("ImageNet"))
+    assert models.DIGITS_MODEL in models.list_models()
+
+
+def test_a_model_that_fails_to_load_is_said_once_and_not_retried(monkeypatch):
+    calls = []
+    real = models.load_model
+
+    def broken(name, **kwargs):
+        if name == "alexnet":
+            calls.append(name)
+            raise models.WeightsIntegrityError("alexnet.pth is damaged: delete it and download it again.")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", broken)
+    monkeypatch.setattr(models, "weights_status", lambda name: "bundled")
+    at = _app()
+    at.sidebar.selectbox(key="model_choice").set_value("alexnet").run()
     assert not at.exception, at.exception
-    assert at.session_state["model_name"] == models.DIGITS_MODEL
-    assert "LeNet-5 digits" in " ".join(c.value for c in at.caption)
+    assert "alexnet.pth is damaged" in at.sidebar.error[0].value
+    assert at.session_state["model_name"] == models.DEFAULT_MODEL
+    at.run()
+    at.run()
+    assert calls == ["alexnet"]  # not retried on every rerun
+    assert not at.sidebar.error  # said once
+    assert "could not be loaded in this session" in " ".join(c.value for c in at.sidebar.caption)

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from tests.conftest import nav_link
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 IDLE = """() => !document.querySelector("[data-testid='stStatusWidget']")"""
@@ -60,7 +62,7 @@ def test_drawing_with_the_mouse_updates_the_probabilities(app_server, browser_fa
     # Through the home page and the sidebar: a deep link on a server's first run can race st.navigation.
     page.goto(app_server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="CNN Lens").wait_for(timeout=120_000)
-    page.locator("[data-testid='stSidebarNavLink']", has_text="Draw a digit").click(timeout=120_000)
+    nav_link(page, "Draw a digit").click(timeout=120_000)
     page.get_by_role("heading", name="Draw a digit").wait_for(timeout=120_000)
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(timeout=120_000)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import nav_link
 from tests.fake_camera import fake_camera_args, scene, write_y4m
 from vizlib import kernels as K
 from vizlib import live
@@ -69,7 +70,7 @@ def test_live_stream_is_filtered_and_follows_the_kernel(app_server, browser_fact
     browser = browser_factory(extra_args=fake_camera_args(clip))
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app_server, wait_until="domcontentloaded")
-    page.locator("[data-testid='stSidebarNavLink']", has_text="Edge detectors").click(timeout=120_000)
+    nav_link(page, "Edge detectors").click(timeout=120_000)
     page.get_by_role("heading", name="Edge detectors").wait_for(timeout=120_000)
     component = page.frame_locator("iframe[title*='webrtc']")
     component.get_by_role("button", name="Start").click(timeout=60_000)

@@ -11,7 +11,7 @@ from vizlib import feature_maps as fm
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PHOTO = "dog"
+PHOTO = "goldfish"
 
 
 def _expected_montage() -> tuple[str, np.ndarray]:

@@ -8,6 +8,8 @@ import re
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.conftest import nav_link
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 IDLE = """() => !document.querySelector("[data-testid='stStatusWidget']")"""
@@ -24,7 +26,7 @@ def test_clicking_a_unit_on_the_feature_map_picks_it(app_server, browser_factory
     page = browser_factory().new_page(viewport={"width": 1400, "height": 2400})
     page.goto(app_server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="CNN Lens").wait_for(timeout=120_000)
-    page.locator("[data-testid='stSidebarNavLink']", has_text="Receptive fields").click(timeout=120_000)
+    nav_link(page, "Receptive fields").click(timeout=120_000)
     page.get_by_role("heading", name="Receptive fields").first.wait_for(timeout=120_000)
     centre = f"Unit ({h // 2}, {w // 2}) of {layer}"
     page.get_by_text(centre).wait_for(timeout=120_000)

@@ -206,9 +206,32 @@ def test_gallery_has_the_required_photos_with_licences():
     entries = images.gallery()
     assert len(entries) >= 8
     keys = {g.key for g in entries}
-    assert {"cat", "dog", "coffee", "person", "two_objects"} <= keys
+    assert {"cat", "goldfish", "coffee", "person", "two_objects"} <= keys
     for g in entries:
         assert g.license in ("CC0 1.0", "Public domain"), g
         assert g.source and g.path.is_file()
         img = images.load_gallery_image(g.key)
         assert img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 64
+
+
+def _licence_rows() -> dict[str, list[str]]:
+    """LICENSES.md's table, ``{file: [key, licence, author, ...]}``, one entry per row."""
+    rows: dict[str, list[str]] = {}
+    for line in (images.GALLERY_DIR / "LICENSES.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0].lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
+            assert cells[0] not in rows, f"two rows for {cells[0]}"
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_licences_md_has_one_row_per_gallery_file_and_every_licence_is_pd_or_cc0():
+    entries = images.gallery()
+    assert entries and all(g.license in ("CC0 1.0", "Public domain") for g in entries), entries
+    rows = _licence_rows()
+    files = {p.name for p in images.GALLERY_DIR.iterdir() if p.suffix.lower() not in (".json", ".md")}
+    assert set(rows) == files  # a row for every photo in the folder, none for a photo that is gone
+    assert {g.filename for g in entries} == files
+    for g in entries:
+        key, licence, author = rows[g.filename][:3]
+        assert (key, licence) == (g.key, g.license) and author.startswith(g.author), g.filename

@@ -387,3 +387,84 @@ def test_two_threads_two_images_one_shared_model(lite0):
             assert [n for n, _ in top] == [n for n, _ in expected[key]]
             np.testing.assert_allclose([p for _, p in top], [p for _, p in expected[key]], atol=1e-5)
     assert not lite0.model.training
+
+
+def test_device_env_naming_a_gpu_that_is_not_there_is_refused_early(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv(devices.DEVICE_ENV, "cuda:7")
+    with pytest.raises(ValueError, match=r"asks for GPU 7, but this machine has 1 \(cuda:0\)"):
+        devices.default_device()
+    monkeypatch.setenv(devices.DEVICE_ENV, "cuda:0")
+    assert devices.default_device() == torch.device("cuda:0")
+    monkeypatch.setenv(devices.DEVICE_ENV, "mps")
+    with pytest.raises(ValueError, match="'cpu' or 'cuda' devices only"):
+        devices.default_device()
+
+
+def test_cpu_twin_copies_no_tensor_on_the_device_that_ran_out(tiny_loaded, monkeypatch):
+    # After a CUDA out-of-memory error the twin must not first copy the whole model on that GPU
+    # (copy.deepcopy of the model would): each tensor goes straight to the CPU.
+    gpu_like = dataclasses.replace(tiny_loaded, device=torch.device("meta"), lock=tiny_loaded.lock, cache={})
+
+    def no_device_copy(self, memo):
+        raise AssertionError("a tensor was deep-copied on its own device")
+
+    monkeypatch.setattr(torch.Tensor, "__deepcopy__", no_device_copy)
+    monkeypatch.setattr(torch.nn.Parameter, "__deepcopy__", no_device_copy)
+    twin = gpu_like.cpu_twin()
+    monkeypatch.undo()
+    assert twin.device == torch.device("cpu") and twin.model is not tiny_loaded.model
+    for (name, mine), (_, theirs) in zip(twin.model.state_dict().items(), tiny_loaded.model.state_dict().items(),
+                                          strict=True):
+        torch.testing.assert_close(mine, theirs, msg=name)
+        assert mine.data_ptr() != theirs.data_ptr(), name
+    assert not any(p.requires_grad for p in twin.model.parameters()) and not twin.model.training
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(twin.model(x), tiny_loaded.model(x))
+
+
+def test_fallbacks_are_reported_to_the_request_that_had_them_only(tiny_loaded):
+    import threading
+
+    gpu_like = dataclasses.replace(tiny_loaded, device=torch.device("meta"), lock=tiny_loaded.lock, cache={})
+    b_inside, a_reported = threading.Event(), threading.Event()
+    seen: dict[str, list[str]] = {}
+
+    def a_fn(lm):
+        assert b_inside.wait(10)  # the other request is inside its own collector when this one falls back
+        if lm.device.type != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return "cpu"
+
+    def b_fn(lm):
+        b_inside.set()
+        assert a_reported.wait(10)
+        return "cpu"
+
+    def session(name: str, loaded, fn) -> None:
+        with devices.collect_fallbacks() as notices, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            models.run_with_cpu_fallback(loaded, fn)
+            if name == "a":
+                a_reported.set()
+        seen[name] = notices
+
+    threads = [threading.Thread(target=session, args=("a", gpu_like, a_fn)),
+               threading.Thread(target=session, args=("b", tiny_loaded, b_fn))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads)
+    assert seen["a"] == [f"The GPU ran out of memory; {tiny_loaded.name} ran on the CPU for this request."]
+    assert seen["b"] == []
+
+
+def test_a_damaged_digits_checkpoint_is_a_model_error(tmp_path, monkeypatch):
+    bad = tmp_path / "digits.pth"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(models, "weights_path", lambda name: bad)
+    with pytest.raises(models.WeightsIntegrityError, match="digits.pth"):
+        models.load_model(models.DIGITS_MODEL)

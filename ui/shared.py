@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import warnings
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 from vizlib import images, models
-from vizlib.devices import DeviceFallbackWarning, describe_device
+from vizlib.devices import collect_fallbacks, describe_device
 from vizlib.serving import display_jpeg
 
 T = TypeVar("T")
@@ -106,6 +106,29 @@ def current_image_key() -> str:
 # ------------------------------------------------------------------------------------------- models
 
 
+_FROZEN = threading.Event()
+
+
+def freeze_startup_objects() -> bool:
+    """Move everything alive now out of the garbage collector's sight, once per process.
+
+    Called after the first model has loaded: the imported modules (torch, torchvision, plotly, streamlit) and
+    the default model live as long as the process, and a full collection that no longer walks them costs far
+    under a millisecond instead of about 230 ms (benchmarks/bench_server_costs.py). Only once: a model loaded
+    later stays collectable, so when the model cache evicts it, it (and its traced graphs, which hold
+    reference cycles) is freed.
+
+    Returns:
+        Whether this call froze (``False``: an earlier call already did).
+    """
+    if _FROZEN.is_set():
+        return False
+    _FROZEN.set()
+    gc.collect()
+    gc.freeze()
+    return True
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def shared_model(name: str, pretrained: bool) -> models.LoadedModel:
     """Any registry model, loaded once per process (warmed up) and shared read-only by every session."""
@@ -114,9 +137,7 @@ def shared_model(name: str, pretrained: bool) -> models.LoadedModel:
     warm = np.zeros((max(h, 28), max(w, 28), 3), np.uint8)
     warm[4:-4, warm.shape[1] // 2 - 2 : warm.shape[1] // 2 + 2] = 255  # a stroke: the digits model needs ink
     models.classify(loaded, warm)  # warm-up: the first pass pays one-time setup
-    # The modules and the model live as long as the process: moved out of the collector's sight, they make
-    # each full garbage collection cost far under a millisecond instead of about 230 ms (bench_server_costs.py).
-    gc.freeze()
+    freeze_startup_objects()
     return loaded
 
 
@@ -156,13 +177,15 @@ def _ensure_weights(name: str) -> bool:
 
 
 def with_notices(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call ``fn`` and show vizlib's device notices (e.g. a CPU fallback after GPU out-of-memory)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeviceFallbackWarning)
+    """Call ``fn`` and show this session the device notices it caused (a CPU fallback after GPU out-of-memory).
+
+    The notices are collected in a context variable of this session's thread (vizlib.devices.collect_fallbacks),
+    never through process-wide state: sessions run side by side in threads.
+    """
+    with collect_fallbacks() as notices:
         result = fn(*args, **kwargs)
-    for warning in caught:
-        if issubclass(warning.category, DeviceFallbackWarning):
-            st.toast(str(warning.message), icon=":material/memory:")
+    for notice in notices:
+        st.toast(notice, icon=":material/memory:")
     return result
 
 
@@ -175,14 +198,36 @@ def _model_label(name: str) -> str:
     return models.get_spec(name).title + suffix
 
 
+#: The models the sidebar offers: those that take any photo. The small teaching networks (the digits LeNet)
+#: see a 28x28 re-centred crop, so the photo pages' promises (maps over the photo, faithfulness, CAM inputs)
+#: would not hold for them: they live on their own pages.
+PICKER_DATASET = "ImageNet"
+
+
+def _load_failed(name: str) -> str | None:
+    return st.session_state.get("model_failures", {}).get(name)
+
+
+def _remember_failure(name: str, message: str) -> None:
+    st.session_state.setdefault("model_failures", {})[name] = message
+
+
 def _sidebar_model() -> None:
-    names = models.list_models()
+    names = models.list_models(PICKER_DATASET)
     choice = st.sidebar.selectbox("Model", names, key="model_choice", format_func=_model_label)
-    name = choice if _ensure_weights(choice) else models.DEFAULT_MODEL
+    name = choice
+    failed = _load_failed(choice)
+    if failed is not None:  # said once when it happened; not retried on every rerun (a download waits 30 s)
+        st.sidebar.caption(f":material/error: {models.get_spec(choice).title} could not be loaded in this session.")
+        name = models.DEFAULT_MODEL
+    elif not _ensure_weights(choice):
+        _remember_failure(choice, "weights unavailable")
+        name = models.DEFAULT_MODEL
     try:
         current = shared_model(name, True)
     except models.ModelError as exc:
-        st.sidebar.error(str(exc))
+        _remember_failure(name, str(exc))
+        st.sidebar.error(f"{exc}\n\nCarrying on with {models.get_spec(models.DEFAULT_MODEL).title}.")
         name = models.DEFAULT_MODEL
         current = shared_model(name, True)
     st.session_state["model_name"] = name
@@ -241,6 +286,14 @@ def _take_bytes(origin: str, data: bytes, label: str) -> None:
         set_image(decoded, label)
         st.session_state.pop("image_error", None)
     st.session_state["image_origin"] = origin
+
+
+def draw_navigation(pages: list[Any]) -> None:
+    """The app's page list at the top of the sidebar, in classroom order (``pages``: ``st.Page`` objects)."""
+    nav = st.sidebar.container(key="app_nav")
+    for page in pages:
+        nav.page_link(page, label=page.title, icon=page.icon)
+    st.sidebar.divider()
 
 
 def draw_sidebar() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import operator
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from torch.nn.modules.pooling import (
     _MaxPoolNd,
 )
 
+from vizlib.caching import LRUCache
 from vizlib.concurrency import GRAPH_LOCK
 from vizlib.models import LoadedModel, run_with_cpu_fallback
 
@@ -246,17 +246,11 @@ def _protect_outputs(extractor: fx.GraphModule) -> fx.GraphModule:
 
 
 def _cached_extractor(loaded: LoadedModel, layers: tuple[str, ...]) -> fx.GraphModule:
-    cache: OrderedDict = loaded.cache.setdefault("extractors", OrderedDict())
+    cache: LRUCache[tuple[str, ...], fx.GraphModule] = loaded.cache.setdefault(
+        "extractors", LRUCache(_EXTRACTOR_CACHE_SIZE)
+    )  # dict.setdefault is atomic: every thread gets the same cache
     key = tuple(sorted(set(layers)))
-    extractor = cache.get(key)
-    if extractor is None:
-        extractor = build_extractor(loaded.model, key)
-        cache[key] = extractor
-        while len(cache) > _EXTRACTOR_CACHE_SIZE:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return extractor
+    return cache.get_or_create(key, lambda: build_extractor(loaded.model, key))
 
 
 def run_extractor(loaded: LoadedModel, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -60,6 +60,11 @@ class LRUCache(Generic[K, V]):
                 return self._data[key]
         return self.put(key, factory())
 
+    def keys(self) -> list[K]:
+        """The keys, least recently used first (a snapshot)."""
+        with self._lock:
+            return list(self._data)
+
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:

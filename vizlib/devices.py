@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
-__all__ = ["DEVICE_ENV", "DeviceFallbackWarning", "default_device", "describe_device", "is_oom"]
+__all__ = [
+    "DEVICE_ENV",
+    "DeviceFallbackWarning",
+    "collect_fallbacks",
+    "default_device",
+    "describe_device",
+    "is_oom",
+    "report_fallback",
+]
 
 #: Set to ``cpu`` to force the CPU even where CUDA is available (or ``cuda``/``cuda:1`` to pick a GPU).
 DEVICE_ENV = "CNN_LENS_DEVICE"
@@ -14,6 +25,33 @@ DEVICE_ENV = "CNN_LENS_DEVICE"
 
 class DeviceFallbackWarning(RuntimeWarning):
     """Emitted when a request ran out of GPU memory and was retried on the CPU."""
+
+
+# The notices of the request running in this context (a session's script thread, or a job that copied its
+# context). A context variable, not global state: sessions run side by side in threads.
+_FALLBACKS: ContextVar[list[str] | None] = ContextVar("cnn_lens_device_fallbacks", default=None)
+
+
+@contextmanager
+def collect_fallbacks() -> Iterator[list[str]]:
+    """Collect the CPU-fallback notices raised by the code run inside the ``with`` block, in this context only.
+
+    Yields:
+        A list that receives one sentence per fallback (see :func:`report_fallback`).
+    """
+    notices: list[str] = []
+    token = _FALLBACKS.set(notices)
+    try:
+        yield notices
+    finally:
+        _FALLBACKS.reset(token)
+
+
+def report_fallback(message: str) -> None:
+    """Tell the current request's collector (if any) that work fell back to the CPU."""
+    notices = _FALLBACKS.get()
+    if notices is not None:
+        notices.append(message)
 
 
 def default_device() -> torch.device:
@@ -30,6 +68,14 @@ def default_device() -> torch.device:
             raise ValueError(f"{DEVICE_ENV}={wanted!r} is not a device name; use 'cpu' or 'cuda'.") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"{DEVICE_ENV}={wanted!r} asks for CUDA, but no CUDA GPU is available here.")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ValueError(
+                f"{DEVICE_ENV}={wanted!r} asks for GPU {device.index}, but this machine has {count} "
+                f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})."
+            )
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{DEVICE_ENV}={wanted!r}: CNN Lens runs on 'cpu' or 'cuda' devices only.")
         return device
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 

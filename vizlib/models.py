@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from vizlib.concurrency import GRAPH_LOCK, RWLock
-from vizlib.devices import DeviceFallbackWarning, default_device, is_oom
+from vizlib.devices import DeviceFallbackWarning, default_device, is_oom, report_fallback
 
 __all__ = [
     "CHECKPOINTS_ENV",
@@ -96,6 +96,9 @@ class ModelSpec:
     description: str
     in_channels: int = 3
     top1: float | None = None
+    #: What it was trained on: ``"ImageNet"`` models take any photo and are offered in the app's model
+    #: picker; the small teaching networks (handwritten digits, ...) have pages of their own.
+    dataset: str = "ImageNet"
 
 
 def _imagenet_categories() -> list[str]:
@@ -170,6 +173,7 @@ def _registry() -> dict[str, ModelSpec]:
         "(python -m vizlib.train_digits); input: the digit cropped, centred and scaled like MNIST.",
         in_channels=1,
         top1=None,
+        dataset="handwritten digits",
     )
     return specs
 
@@ -184,9 +188,14 @@ def _specs() -> dict[str, ModelSpec]:
     return _SPECS
 
 
-def list_models() -> list[str]:
-    """Names of every registered model, the default first."""
-    return list(_specs())
+def list_models(dataset: str | None = None) -> list[str]:
+    """Names of the registered models, the default first.
+
+    Args:
+        dataset: Only the models trained on this data set (e.g. ``"ImageNet"``: the ones that take any photo);
+            ``None`` for all.
+    """
+    return [name for name, spec in _specs().items() if dataset is None or spec.dataset == dataset]
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -458,16 +467,31 @@ class LoadedModel:
             yield
 
     def cpu_twin(self) -> LoadedModel:
-        """The same model on the CPU (itself when already there); built once, on first need."""
+        """The same model on the CPU (itself when already there); built once, on first need.
+
+        Built for the moment the GPU has run out of memory: every parameter and buffer is copied straight to
+        the CPU and the module tree is copied around those copies, so nothing new is allocated on the GPU.
+        """
         if self.device.type == "cpu":
             return self
         twin = self.cache.get("cpu_twin")
         if twin is None:
             with self.lock.read():
-                model = copy.deepcopy(self.model).to("cpu").eval()
+                model = _copy_to_cpu(self.model)
             twin = LoadedModel(self.name, model, torch.device("cpu"), self.categories, self.spec, self.pretrained)
             self.cache["cpu_twin"] = twin
         return twin
+
+
+def _copy_to_cpu(model: nn.Module) -> nn.Module:
+    """A CPU copy of ``model`` that never copies a tensor on its own device (only device -> host)."""
+    memo: dict[int, object] = {}
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if id(tensor) in memo:
+            continue
+        data = tensor.detach().to("cpu", copy=True)
+        memo[id(tensor)] = nn.Parameter(data, requires_grad=False) if isinstance(tensor, nn.Parameter) else data
+    return copy.deepcopy(model, memo).eval()
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -507,9 +531,12 @@ def load_model(
     device = torch.device(device) if device is not None else default_device()
     categories = _categories(spec)
     if pretrained and spec.family == "digits":
-        from vizlib.digits import load_digits_model
+        from vizlib.digits import CheckpointError, load_digits_model
 
-        model = load_digits_model(weights_path(name))
+        try:
+            model = load_digits_model(weights_path(name))
+        except CheckpointError as exc:
+            raise WeightsIntegrityError(str(exc)) from None
     elif pretrained:
         state = _load_state_dict(fetch_weights(name, progress=progress))
         model = _build(spec, len(categories))
@@ -544,9 +571,10 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 def run_with_cpu_fallback(loaded: LoadedModel, fn: Callable[[LoadedModel], object]) -> object:
-    """Run ``fn(loaded)``; if the GPU runs out of memory, warn and run ``fn`` on the CPU twin instead.
+    """Run ``fn(loaded)``; if the GPU runs out of memory, run ``fn`` on the CPU twin instead.
 
-    A :class:`vizlib.devices.DeviceFallbackWarning` tells the caller (the app shows it as a notice).
+    The fallback is reported to the caller's :func:`vizlib.devices.collect_fallbacks` (the app shows it to that
+    session only) and as a :class:`vizlib.devices.DeviceFallbackWarning` for scripts and notebooks.
     """
     try:
         return fn(loaded)
@@ -555,10 +583,9 @@ def run_with_cpu_fallback(loaded: LoadedModel, fn: Callable[[LoadedModel], objec
             raise
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    warnings.warn(
-        DeviceFallbackWarning(f"The GPU ran out of memory; {loaded.name} ran on the CPU for this request."),
-        stacklevel=2,
-    )
+    message = f"The GPU ran out of memory; {loaded.name} ran on the CPU for this request."
+    report_fallback(message)  # to this request's own collector (the app's session), never a global list
+    warnings.warn(DeviceFallbackWarning(message), stacklevel=2)  # for notebook and script users
     return fn(loaded.cpu_twin())
 
 

@@ -1,0 +1,63 @@
+"""ui.shared: device notices reach the session that had them, and nothing but the app's pages is in pages/."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import torch
+
+from tests.conftest import APP
+from vizlib import models
+
+ROOT = Path(APP).parent
+
+
+def test_a_cpu_fallback_is_shown_to_its_own_session_only(tiny_loaded, monkeypatch):
+    from ui import shared
+
+    toasts: list[tuple[str, str]] = []
+    monkeypatch.setattr(shared.st, "toast", lambda text, **kw: toasts.append((threading.current_thread().name, text)))
+    gpu_like = dataclasses.replace(tiny_loaded, device=torch.device("meta"), lock=tiny_loaded.lock, cache={})
+    b_inside, a_done = threading.Event(), threading.Event()
+
+    def a_fn(lm):
+        assert b_inside.wait(10)  # session b is inside its own with_notices when a falls back
+        if lm.device.type != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return 1
+
+    def b_fn(lm):
+        b_inside.set()
+        assert a_done.wait(10)
+        return 2
+
+    def a() -> None:
+        shared.with_notices(models.run_with_cpu_fallback, gpu_like, a_fn)
+        a_done.set()
+
+    threads = [threading.Thread(target=a, name="a"),
+               threading.Thread(target=lambda: shared.with_notices(models.run_with_cpu_fallback, tiny_loaded, b_fn),
+                                name="b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not any(t.is_alive() for t in threads)
+    assert toasts == [("a", f"The GPU ran out of memory; {tiny_loaded.name} ran on the CPU for this request.")]
+
+
+def test_pages_holds_only_pages_of_the_app():
+    from ui.shared import HOME, LESSONS
+
+    registered = {Path(p.path).name for p in [HOME, *LESSONS]}
+    present = {p.name for p in (ROOT / "pages").glob("*.py")}
+    assert present == registered, present ^ registered
+
+
+def test_streamlit_page_menu_is_hidden_and_the_app_draws_its_own():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showSidebarNavigation"] is False
