@@ -2,8 +2,9 @@
 
 Ten browser sessions, all from 127.0.0.1 (one address, like a class behind a campus NAT), open the app through
 the proxy and upload an image each. HAProxy's cookie (SERVERID) must spread them over both replicas, and every
-session must see its own image's top-1. Then one replica stops: its students' pages must come back working
-from the other replica (the page says the image must be chosen again; no traceback, no blank page), and an
+session must see its own image's top-1. Then one replica stops: after their next click, its students' pages
+must come back working from the other replica (the page says the image must be chosen again; no traceback, no
+blank page), and an
 upload there must work (the replicas share the cookie secret, so the XSRF check passes on either).
 """
 
@@ -68,6 +69,7 @@ async def _upload(page, path: Path) -> str:
 
 
 async def _scenario(url: str, replicas: list[str], uploads: list[Path], stop_first: callable) -> dict:
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -98,9 +100,16 @@ async def _scenario(url: str, replicas: list[str], uploads: list[Path], stop_fir
         async def after(page, path: Path, server: str | None) -> dict:
             if server != stopped:
                 return {}
-            # the browser reconnects by itself; HAProxy sends it to the other replica (option redispatch)
+            # The browser reconnects by itself and HAProxy sends it to the other replica (option redispatch); the
+            # page it shows is the old one until the student's next click, which runs on the new replica.
+            for _ in range(8):
+                await page.locator(".st-key-app_nav").get_by_role("link", name="Welcome", exact=True).click()
+                try:
+                    await page.locator(_NOTE).first.wait_for(timeout=15_000)
+                    break
+                except PlaywrightTimeoutError:
+                    continue
             await page.wait_for_function(_HOME_DONE, arg=None, timeout=TIMEOUT_MS, polling=200)
-            await page.locator(_NOTE).first.wait_for(timeout=TIMEOUT_MS)
             note = (await page.locator(_NOTE).first.inner_text()).strip()
             exceptions = await page.evaluate(_PROBLEMS)
             top1 = await _upload(page, path)  # and the other replica serves an upload
