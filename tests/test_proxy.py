@@ -60,7 +60,7 @@ def _wait_health(url: str, timeout: float) -> None:
 
 async def _upload(page, path: Path) -> str:
     sidebar = page.locator("section[data-testid='stSidebar']")
-    await sidebar.get_by_text("Upload", exact=True).click()
+    await sidebar.locator("[data-testid='stRadio']").get_by_text("Upload", exact=True).click()
     chooser = sidebar.locator("input[type='file']")
     await chooser.wait_for(state="attached")
     await chooser.set_input_files(str(path))

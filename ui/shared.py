@@ -241,6 +241,9 @@ def _sidebar_image() -> None:
         # doesn't hold its session (a replica stopped behind the proxy, or the server restarted) and brought
         # its widgets back, not its image.
         st.session_state["image_lost"] = True
+        # the uploader the browser brought back still lists the old file, which this server never received, and
+        # would ignore the same file chosen again: a fresh uploader instead
+        st.session_state["upload_key"] = "upload_again"
     if source == "Gallery":
         entries = {g.key: g for g in images.gallery()}
         key = st.sidebar.selectbox(
@@ -256,7 +259,8 @@ def _sidebar_image() -> None:
         # No `type=` filter: Streamlit would answer a wrong extension with an exception instead of a sentence;
         # load_image reads the content, whatever the name, and explains what it can't use.
         upload = st.sidebar.file_uploader(
-            "Your image (JPEG, PNG, GIF, BMP, TIFF, WebP)", key="upload", max_upload_size=images.MAX_BYTES // 2**20
+            "Your image (JPEG, PNG, GIF, BMP, TIFF, WebP)", key=st.session_state.get("upload_key", "upload"),
+            max_upload_size=images.MAX_BYTES // 2**20,
         )
         if upload is not None:
             _take_bytes(f"upload:{upload.file_id}", upload.getvalue(), upload.name)
