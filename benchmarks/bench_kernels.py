@@ -24,6 +24,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._separable import time_separable  # noqa: E402
+from tests.reference.kernels_torch import apply_torch  # noqa: E402
 from vizlib import kernels as K  # noqa: E402
 
 TARGET_FPS = 300
@@ -117,8 +119,8 @@ def main() -> None:
         ("apply(), per-channel result", lambda: K.apply(frame, sobel, color="per_channel")),
         ("apply(), gray, reflect border", lambda: K.apply(frame, sobel, border="reflect")),
         ("gradient(): Gx, Gy, magnitude, angle", lambda: K.gradient(frame)),
-        ("apply_torch(), gray", lambda: K.apply_torch(frame, sobel)),
-        ("apply_torch(), per-channel", lambda: K.apply_torch(frame, sobel, color="per_channel")),
+        ("apply_torch(), gray", lambda: apply_torch(frame, sobel)),
+        ("apply_torch(), per-channel", lambda: apply_torch(frame, sobel, color="per_channel")),
     ]
     print("## apply() on one 640x480 RGB frame, 3x3 Sobel x, one CPU core (from uint8 frame to float32 result)\n")
     print(f"| what | median ms | p95 ms | sustained frames / s | >= {TARGET_FPS} fps sustained |")
@@ -143,7 +145,7 @@ def main() -> None:
     cases += [(f"binomial {k}x{k}", _binomial(k)) for k in (9, 15, 31)]
     repeats = max(10, int(args.seconds * 200))
     for name, kernel in cases:
-        timing = K.time_separable(gray, kernel, repeats=repeats)
+        timing = time_separable(gray, kernel, repeats=repeats)
         t_full, t_sep = _torch_full_and_separable(gray, kernel, args.seconds)
         print(
             f"| {name} | {timing.full_multiplications} | {timing.separable_multiplications} "

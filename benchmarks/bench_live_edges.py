@@ -5,7 +5,7 @@ Chromium whose fake camera plays a generated 640x480 clip at 30 frames per secon
 the stream settle, then measures for ``--seconds``:
 
 * server: frames per second the video callback filtered, read from the page's own readout (measured by
-  ``vizlib.live.LiveFilter`` from frame times), and the filtering time per frame;
+  ``vizlib.kernels.live.LiveFilter`` from frame times), and the filtering time per frame;
 * browser: frames the output <video> decoded (``getVideoPlaybackQuality``) and presented for display
   (``requestVideoFrameCallback``); every frame the server sends is a newly filtered one.
 
@@ -41,7 +41,7 @@ from tests.app_process import cpu_seconds, nav_link, start_app, stop_app  # noqa
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
 from tests.fake_camera import fake_camera_args, write_y4m  # noqa: E402
 from vizlib import kernels as K  # noqa: E402
-from vizlib import live  # noqa: E402
+from vizlib.kernels import live  # noqa: E402
 
 TARGET_FPS = 20
 WIDTH, HEIGHT = 640, 480

@@ -28,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._util import machine, median_seconds  # noqa: E402
 from vizlib import models  # noqa: E402
 from vizlib import receptive_field as R  # noqa: E402
+from vizlib.receptive_field import analytic  # noqa: E402
 
 
 def _first_call(model: torch.nn.Module, fn, repeats: int = 7) -> float:
     """Median time of ``fn()`` on an empty cache."""
 
     def cold() -> None:
-        R._CACHE.pop(model, None)
+        analytic._CACHE.pop(model, None)
         fn()
 
     return median_seconds(cold, repeats=repeats, warmup=1)

@@ -103,6 +103,10 @@ def _pick_layer(loaded: models.LoadedModel) -> str:
     )
 
 
+#: The methods whose rule applies to rectifiers only.
+GUIDED = ("guided_backprop", "guided_gradcam")
+
+
 def _pick_methods(loaded: models.LoadedModel, layer: str) -> list[str]:
     """The methods to show; "cam" only where the model's head allows it, slow ones only when confirmed."""
     reason = cam.cam_unsupported_reason(loaded, layer)
@@ -119,6 +123,17 @@ def _pick_methods(loaded: models.LoadedModel, layer: str) -> list[str]:
     )
     if reason is not None:
         st.info(f"**CAM** is not offered here. {reason}", icon=":material/block:")
+    guided = [m for m in chosen if m in GUIDED]
+    others = cam.unguided_activations(loaded) if guided else {}
+    if others:
+        kinds = ", ".join(f"{n} {name}" for name, n in others.items())
+        st.info(
+            f"**{' and '.join(cam.TITLES[m] for m in guided)}**: this network's activations include {kinds}. "
+            "Guided backpropagation only lets positive gradients back through rectifiers (ReLU, ReLU6); through "
+            "these the gradient passes unchanged, so here the guided map is close to a plain gradient "
+            "(compare it with Saliency).",
+            icon=":material/info:",
+        )
     for method, warning in SLOW.items():
         if method in chosen:
             st.warning(warning, icon=":material/hourglass:")

@@ -6,7 +6,8 @@ import numpy as np
 import streamlit as st
 
 from vizlib import conv_arithmetic as ca
-from vizlib import export, images
+from vizlib import images
+from vizlib.conv_arithmetic import export
 from vizlib.figures import conv as fc
 from vizlib.figures.common import image_figure
 

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from ui.shared import shared_model, with_notices
-from vizlib import digits_view as DV
+from vizlib import digits as DV
 from vizlib import models
 from vizlib.digits import DigitsDataError, EmptyDrawingError
 from vizlib.figures import digits as DF

@@ -11,8 +11,8 @@ import streamlit as st
 
 from ui.shared import current_image, current_model
 from vizlib import kernels as K
-from vizlib import live
 from vizlib.figures import kernels as KF
+from vizlib.kernels import live
 from vizlib.models import LoadedModel
 
 try:  # the live stream is optional: without it the page filters the chosen image instead

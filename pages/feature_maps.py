@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from ui.layer_cache import architecture_fields, figure, layer_activations
+from ui.layer_cache import fields_of, figure, layer_activations
 from ui.shared import current_image, current_image_key, current_model
 from vizlib import activations, receptive_field
 from vizlib import feature_maps as fm
@@ -42,10 +42,10 @@ def _overview(model_name: str, pretrained: bool, image_key: str, by: str, colorm
                   lambda: ffm.overview_figure(fm.network_overview(acts, k=OVERVIEW_K, by=by), colormap=colormap))
 
 
-def _receptive_fields(model_name: str) -> Mapping[str, receptive_field.ReceptiveField]:
+def _receptive_fields(loaded) -> Mapping[str, receptive_field.ReceptiveField]:
     """Every layer's receptive field (from the architecture: no weights needed); none where it can't be traced."""
     try:
-        return architecture_fields(model_name, every_layer=True)
+        return fields_of(loaded, every_layer=True)
     except receptive_field.ReceptiveFieldError:
         return {}
 
@@ -164,7 +164,7 @@ def _top_k_section(acts: fm.LayerActivations, info: activations.LayerInfo, opts:
 
 
 def _table_section(loaded, info: activations.LayerInfo) -> None:
-    rows = fm.layer_rows(activations.layer_table(loaded), receptive_fields=_receptive_fields(loaded.name))
+    rows = fm.layer_rows(activations.layer_table(loaded), receptive_fields=_receptive_fields(loaded))
     st.dataframe(rows, hide_index=True, key="fm_layer_table", height=360)
     st.caption(f"Every layer that runs, in order. The layer shown above is **{info.name}**. Receptive field: "
                "the input pixels one unit of the layer sees (see the Receptive fields page).")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from ui.jobs import background
-from ui.layer_cache import architecture_fields, layer_activations
+from ui.layer_cache import architecture_fields, fields_of, layer_activations
 from ui.queues import heavy_queue
 from ui.shared import current_image, current_image_key, current_model
 from vizlib import activations, models
@@ -216,7 +216,7 @@ def _growth_section(loaded, fields: Mapping[str, R.ReceptiveField]) -> None:
             "how fast later layers grow. Hover a point for the layer."
         )
     names = models.list_models()
-    default = list(dict.fromkeys([loaded.name, *(n for n in COMPARE_DEFAULT if n in names)]))
+    default = list(dict.fromkeys([loaded.spec.name, *(n for n in COMPARE_DEFAULT if n in names)]))
     chosen = st.multiselect("Models side by side", names, default=default, key="rf_compare",
                             format_func=lambda n: models.get_spec(n).title)
     if not chosen:
@@ -351,7 +351,7 @@ loaded = current_model()
 image = current_image()
 image_key = current_image_key()
 try:
-    fields = architecture_fields(loaded.name)
+    fields = fields_of(loaded)
 except R.ReceptiveFieldError as exc:
     st.error(f"{exc} Pick another model in the sidebar.")
     fields = {}

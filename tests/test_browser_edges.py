@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import nav_link
 from tests.fake_camera import fake_camera_args, scene, write_y4m
 from vizlib import kernels as K
-from vizlib import live
+from vizlib.kernels import live
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from tests.conftest import make_loaded, tiny_convnet
-from vizlib import cam, cam_graph, models
-from vizlib.cam_faithfulness import top_mask
+from vizlib import cam, models
+from vizlib.cam import graph as cam_graph
+from vizlib.cam import methods as cam_methods
+from vizlib.cam.faithfulness import top_mask
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:captum")
 
@@ -223,7 +225,7 @@ def test_five_gradient_cams_share_one_forward_and_one_layer_gradient(monkeypatch
 
 
 def test_every_method_gives_image_sized_maps_in_unit_range(rng, monkeypatch):
-    monkeypatch.setattr(cam, "IG_STEPS", 4)
+    monkeypatch.setattr(cam_methods, "IG_STEPS", 4)
     loaded = make_loaded(tiny_convnet(2), 16)
     image = rng.integers(0, 256, (13, 21, 3), dtype=np.uint8)
     maps = cam.compute(loaded, image, 1, cam.METHODS)
@@ -236,7 +238,7 @@ def test_every_method_gives_image_sized_maps_in_unit_range(rng, monkeypatch):
 
 @pytest.mark.slow
 def test_real_weights_all_methods_finite_in_unit_range(lite0, monkeypatch):
-    monkeypatch.setattr(cam, "IG_STEPS", 4)
+    monkeypatch.setattr(cam_methods, "IG_STEPS", 4)
     image = _photo()
     methods = [m for m in cam.METHODS if m != "scorecam"]  # Score-CAM: 1280 masked passes, checked below
     maps = cam.compute(lite0, image, 281, methods)
@@ -278,7 +280,7 @@ def _all_modules_clean(loaded: models.LoadedModel) -> None:
 
 
 def test_no_hooks_mode_or_grad_change_after_a_call(monkeypatch, rng):
-    monkeypatch.setattr(cam, "IG_STEPS", 4)
+    monkeypatch.setattr(cam_methods, "IG_STEPS", 4)
     loaded = make_loaded(tiny_convnet(4), 16)
     before = {k: v.clone() for k, v in loaded.model.state_dict().items()}
     cam.compute(loaded, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), 0, cam.METHODS)
@@ -349,6 +351,7 @@ def test_two_threads_two_images_one_shared_model(rng):
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads), "a worker did not finish within 60 s"
     assert not errors, errors
     assert not np.allclose(expected[0]["gradcam"], expected[1]["gradcam"]), "the two images must differ"
     _all_modules_clean(loaded)
@@ -460,3 +463,15 @@ def test_real_photo_gradcam_is_more_faithful_than_chance_and_than_its_inverse(li
     scores = cam.faithfulness(lite0, image, target, maps)
     assert scores["gradcam"].score > 0.3 and scores["layercam"].score > 0.3
     assert scores["inverse"].score < 0 < scores["gradcam"].drop_top - scores["inverse"].drop_top
+
+
+@pytest.mark.parametrize(("name", "kind"), [("efficientnet_b0", "SiLU"), ("mobilenet_v3_large", "Hardswish")])
+def test_unguided_activations_are_counted(name, kind):
+    loaded = models.load_model(name, pretrained=False)
+    counts = cam.unguided_activations(loaded)
+    assert kind in counts and counts[kind] >= 10
+
+
+def test_an_all_rectifier_network_has_no_unguided_activations(lite0):
+    assert cam.unguided_activations(lite0) == {}
+    assert cam.unguided_activations(models.load_model("resnet18", pretrained=False)) == {}

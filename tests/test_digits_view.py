@@ -1,4 +1,4 @@
-"""Tests of vizlib.digits_view: stages, exact input patches, a digit's flow and what feeds each unit."""
+"""Tests of vizlib.digits.view: stages, exact input patches, a digit's flow and what feeds each unit."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizlib import models
-from vizlib.digits import DigitsDataError, EmptyDrawingError, LeNet5, digits_categories, drawing_steps
-from vizlib.digits_view import (
+from vizlib.digits import (
+    DigitsDataError,
     DigitsViewError,
+    EmptyDrawingError,
+    LeNet5,
     Unit,
     canvas_to_image,
     classify_heldout,
     digit_flow,
+    digits_categories,
+    drawing_steps,
     input_patch,
     load_heldout,
     network_stages,

@@ -1,4 +1,4 @@
-"""vizlib.export: frames rendered from the panels, GIF and MP4 bytes that open with the right frame count."""
+"""vizlib.conv_arithmetic.export: frames rendered from the panels, GIF and MP4 bytes with the right frame count."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from vizlib import conv_arithmetic as ca
-from vizlib import export
+from vizlib.conv_arithmetic import export
 from vizlib.figures.conv import COLORS
 
 
@@ -106,3 +106,25 @@ def test_mp4_has_expected_frame_count() -> None:
 def test_bad_exports_raise_export_error(call, match: str) -> None:
     with pytest.raises(export.ExportError, match=match):
         call()
+
+
+def test_gif_palette_keeps_flat_colours_exact_and_maps_the_rest_to_the_nearest() -> None:
+    from vizlib.conv_arithmetic import export
+
+    rng = np.random.default_rng(0)
+    flat = np.zeros((40, 40, 3), np.uint8)
+    flat[:20] = (230, 159, 0)
+    flat[20:] = (86, 180, 233)
+    noisy = flat.copy()
+    noisy[0, 0] = (231, 160, 1)  # not in the palette: its nearest is the orange
+    frames = export._shared_palette([flat, noisy, flat, flat, flat])  # the palette samples frames 0, 2 and 4
+    decoded = [np.asarray(f.convert("RGB")) for f in frames]
+    np.testing.assert_array_equal(decoded[0], flat)
+    assert tuple(decoded[1][0, 0]) == (230, 159, 0)
+    many = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)  # more than 256 colours
+    out = np.asarray(export._shared_palette([many])[0].convert("RGB")).astype(int)
+    palette = np.unique(out.reshape(-1, 3), axis=0)
+    assert len(palette) <= 256
+    nearest = ((many.reshape(-1, 1, 3).astype(int) - palette[None]) ** 2).sum(2).min(1)
+    got = ((many.reshape(-1, 3).astype(int) - out.reshape(-1, 3)) ** 2).sum(1)
+    np.testing.assert_array_equal(got, nearest)  # every pixel went to its nearest palette colour

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from vizlib import models
-from vizlib.digits import LeNet5, digits_categories
-from vizlib.digits_view import Unit, digit_flow, unit_sources
+from vizlib.digits import LeNet5, Unit, digit_flow, digits_categories, unit_sources
 from vizlib.figures import digits as DF
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks._separable import time_separable
+from tests.reference.kernels_torch import apply_torch
 from vizlib import kernels as K
 
 # The lecture's 6x6 image: bright (10) left half, dark (0) right half.
@@ -77,7 +79,7 @@ def test_lecture_example_with_zero_padding_by_hand() -> None:
     assert result.dtype == np.float32
     assert result.shape == (6, 6)
     np.testing.assert_array_equal(result, expected)
-    np.testing.assert_array_equal(K.apply_torch(LECTURE_IMAGE, VERTICAL, border="zero"), expected)
+    np.testing.assert_array_equal(apply_torch(LECTURE_IMAGE, VERTICAL, border="zero"), expected)
     # True convolution flips the kernel left-right, so every response changes sign.
     np.testing.assert_array_equal(K.apply(LECTURE_IMAGE, VERTICAL, mode="convolve"), -expected)
 
@@ -100,7 +102,7 @@ def test_lecture_example_scale_and_bias() -> None:
 )
 def test_borders_by_hand(border: str, expected: list[list[float]]) -> None:
     np.testing.assert_array_equal(K.apply(SMALL, VERTICAL, border=border), expected)
-    np.testing.assert_array_equal(K.apply_torch(SMALL, VERTICAL, border=border), expected)
+    np.testing.assert_array_equal(apply_torch(SMALL, VERTICAL, border=border), expected)
 
 
 def test_correlate_is_not_convolve_for_asymmetric_kernel() -> None:
@@ -150,7 +152,7 @@ def test_opencv_equals_torch_for_every_preset(border: str, color: str) -> None:
     for name, kernel in K.PRESETS.items():
         for mode in K.MODES:
             cv = K.apply(image, kernel, mode=mode, border=border, color=color, scale=1.5, bias=-0.25)
-            th = K.apply_torch(image, kernel, mode=mode, border=border, color=color, scale=1.5, bias=-0.25)
+            th = apply_torch(image, kernel, mode=mode, border=border, color=color, scale=1.5, bias=-0.25)
             assert cv.shape == th.shape == ((23, 31) if color == "gray" else (23, 31, 3))
             assert cv.dtype == th.dtype == np.float32
             np.testing.assert_allclose(cv, th, rtol=0, atol=1e-4, err_msg=f"{name} {mode}")
@@ -161,7 +163,7 @@ def test_opencv_equals_torch_on_a_uint8_photo_and_odd_rectangular_kernel() -> No
     kernel = np.random.default_rng(3).normal(size=(3, 7)).astype(np.float32)
     for border in K.BORDERS:
         cv = K.apply(image, kernel, border=border, color="per_channel")
-        th = K.apply_torch(image, kernel, border=border, color="per_channel")
+        th = apply_torch(image, kernel, border=border, color="per_channel")
         np.testing.assert_allclose(cv, th, rtol=1e-5, atol=1e-3)
 
 
@@ -263,12 +265,12 @@ def test_rank_two_kernel_is_not_separable() -> None:
     assert split.column is None and split.row is None
     assert split.separable_multiplications is None and split.saving is None
     with pytest.raises(K.NotSeparableError):
-        K.time_separable(np.zeros((10, 10)), K.PRESETS["laplacian_4"], repeats=1)
+        time_separable(np.zeros((10, 10)), K.PRESETS["laplacian_4"], repeats=1)
 
 
 def test_time_separable_measures_both_ways_with_equal_results() -> None:
     image = (np.random.default_rng(6).random((64, 80, 3)) * 255).astype(np.uint8)
-    timing = K.time_separable(image, K.PRESETS["gaussian_5x5"], border="reflect", repeats=3)
+    timing = time_separable(image, K.PRESETS["gaussian_5x5"], border="reflect", repeats=3)
     assert timing.full_ms > 0 and timing.separable_ms > 0
     assert timing.max_abs_difference < 1e-3
     assert (timing.full_multiplications, timing.separable_multiplications) == (25, 10)
@@ -368,7 +370,7 @@ def test_first_conv_weight_is_a_detached_copy() -> None:
     ],
 )
 def test_bad_kernels_raise_clear_errors(kernel: object, error: type[Exception]) -> None:
-    for fn in (K.apply, K.apply_torch):
+    for fn in (K.apply, apply_torch):
         with pytest.raises(error) as info:
             fn(np.zeros((40, 40)), kernel)
         assert isinstance(info.value, K.KernelError)
@@ -410,4 +412,4 @@ def test_bad_images_options_and_weights() -> None:
     with pytest.raises(K.FilterInputError):
         K.match_filters(_constructed_weight(), kernel, top_k=0)
     with pytest.raises(K.FilterInputError):
-        K.time_separable(np.zeros((10, 10)), kernel, repeats=0)
+        time_separable(np.zeros((10, 10)), kernel, repeats=0)

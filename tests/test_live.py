@@ -1,4 +1,4 @@
-"""Tests for vizlib.live: display conversion, the kernel holder shared with the video thread, fps, browser checks."""
+"""Tests for vizlib.kernels.live: display conversion, the kernel holder shared with the video thread, fps, browser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vizlib import kernels as K
-from vizlib import live
+from vizlib.kernels import live
 
 
 class FakeClock:
@@ -276,7 +276,7 @@ def test_reasons_for_no_live_video():
 @pytest.fixture
 def aiortc_codecs():
     """aiortc's codec definitions, restored after the test (request_camera_bitrate changes them process-wide)."""
-    codecs = pytest.importorskip("aiortc.codecs").CODECS  # streamlit-webrtc's dependency: in requirements.txt
+    from aiortc.codecs import CODECS as codecs  # streamlit-webrtc's dependency (requirements.txt): never skipped
     saved = [dict(codec.parameters) for codec in codecs["video"]]
     yield codecs
     for codec, parameters in zip(codecs["video"], saved, strict=True):

@@ -220,3 +220,14 @@ def test_score_cam_runs_in_the_shared_queue_when_asked_and_joins_the_figure(lite
     assert [t.split("<br>")[0] for t in titles] == ["Grad-CAM", "Score-CAM"]
     expected = cam.compute(lite0, cat, target, ("scorecam",), "_conv_stem")["scorecam"]
     np.testing.assert_allclose(drawn[1], _strided(expected, fig), atol=1e-5)
+
+
+def test_guided_methods_say_when_the_network_is_not_made_of_rectifiers(monkeypatch):
+    at = _page()
+    at.multiselect(key="cam_methods").set_value(["gradcam", "guided_backprop"]).run()
+    assert not at.exception, at.exception
+    assert not [i for i in at.info if "Guided" in i.value]  # EfficientNet-Lite0 is all ReLU6: the rule applies
+    monkeypatch.setattr(cam, "unguided_activations", lambda loaded: {"SiLU": 49})
+    at.run()
+    (note,) = [i.value for i in at.info if "Guided Backprop" in i.value]
+    assert "49 SiLU" in note and "close to a plain gradient" in note

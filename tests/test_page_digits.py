@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import open_page
 from vizlib import models
-from vizlib.digits_view import Unit, classify_heldout, digit_flow, load_heldout, unit_sources
+from vizlib.digits import Unit, classify_heldout, digit_flow, load_heldout, unit_sources
 
 pytestmark = pytest.mark.slow
 PAGE = "pages/digits.py"

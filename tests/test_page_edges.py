@@ -1,7 +1,7 @@
 """The Edge detectors page through Streamlit's AppTest: kernel grid, presets, results, designed vs learned, fallback.
 
 The live stream itself needs a browser (tests/test_browser_edges.py); here the page runs without one, so it
-filters the chosen image instead and says why. The holder the stream reads (vizlib.live.LiveFilter) is
+filters the chosen image instead and says why. The holder the stream reads (vizlib.kernels.live.LiveFilter) is
 checked to follow every kernel change without being replaced.
 """
 

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from tests.conftest import make_loaded
-from vizlib import _rf_geometry as geo
+from tests.reference.rf_bruteforce import gradient_support
 from vizlib import models
 from vizlib import receptive_field as R
+from vizlib.receptive_field import geometry as geo
 
 # --------------------------------------------------------------------------------------------- nets
 
@@ -124,7 +125,7 @@ def _assert_brute_force(model: nn.Module, size: int | tuple[int, int], *, holes:
     """
     fields = R.receptive_fields(model, size)
     units = {name: _all_units(rf) for name, rf in fields.items()}
-    found = R.gradient_support(model, units, size, in_channels=1, local=True)
+    found = gradient_support(model, units, size, in_channels=1, local=True)
     inside = 0
     for name, rf in fields.items():
         for unit, box in zip(units[name], found[name], strict=True):
@@ -184,7 +185,7 @@ def test_merge_is_the_union_of_intervals_not_the_largest_branch() -> None:
     assert (R.receptive_field(net, "right", 12).size, R.receptive_field(net, "right", 12).padding) == (3, 0)
     merged = R.receptive_field(net, "", 12)
     assert (merged.size, merged.padding, merged.stride) == (5, 2, 1)
-    found = R.gradient_support(net, {"": [(0, 0), (5, 7), (11, 11)]}, 12, in_channels=1)
+    found = gradient_support(net, {"": [(0, 0), (5, 7), (11, 11)]}, 12, in_channels=1)
     assert found[""] == [merged.clipped_box(*u) for u in [(0, 0), (5, 7), (11, 11)]]
 
 
@@ -245,7 +246,7 @@ def test_global_pooling_flatten_and_linear_see_the_whole_input() -> None:
         rf = R.receptive_field(net, layer, 16)
         assert rf.is_global and rf.size == 18 and rf.output_size == 1
     assert not fields["1"].is_global
-    found = R.gradient_support(net, {"4": [(0, 0)], "2": [(0, 0)]}, 16, in_channels=1)
+    found = gradient_support(net, {"4": [(0, 0)], "2": [(0, 0)]}, 16, in_channels=1)
     assert found == {"4": [((0, 15), (0, 15))], "2": [((0, 15), (0, 15))]}
 
 
@@ -256,8 +257,8 @@ def test_squeeze_and_excitation_gate_makes_units_global_but_keeps_local_geometry
     assert (after.size, after.stride, after.padding, after.is_global) == (5, 1, 2, True)
     assert R.receptive_field(net, "excite", 24).is_global
     unit = (10, 10)
-    whole = R.gradient_support(net, {"after": [unit]}, 24, in_channels=1)["after"][0]
-    local = R.gradient_support(net, {"after": [unit]}, 24, in_channels=1, local=True)["after"][0]
+    whole = gradient_support(net, {"after": [unit]}, 24, in_channels=1)["after"][0]
+    local = gradient_support(net, {"after": [unit]}, 24, in_channels=1, local=True)["after"][0]
     assert whole == ((0, 23), (0, 23))  # through the gate, every pixel matters
     assert local == after.clipped_box(*unit) == ((8, 12), (8, 12))
     assert R.receptive_field(net, "", 24).is_global
@@ -331,7 +332,7 @@ def test_brute_force_matches_every_registered_model(name: str) -> None:
         for layer, rf in at_size.items():
             n, across = rf.output_hw[axis], rf.output_hw[1 - axis] // 2
             units[layer] = [(i, across) if axis == 0 else (across, i) for i in sorted({0, n // 2, n - 1})]
-        found = R.gradient_support(net, units, hw, in_channels=channels, local=True)
+        found = gradient_support(net, units, hw, in_channels=channels, local=True)
         for layer, rf in at_size.items():
             assert found[layer] == [rf.clipped_box(*u) for u in units[layer]], (name, layer, hw)
     gated = [n for n, rf in fields.items() if rf.is_global and rf.output_hw != (1, 1)]
@@ -339,7 +340,7 @@ def test_brute_force_matches_every_registered_model(name: str) -> None:
         first = gated[0]
         hw, at_size = _informative_size(net, [first], 0)
         unit = (0, 0)
-        found = R.gradient_support(net, {first: [unit]}, hw, in_channels=channels)[first][0]
+        found = gradient_support(net, {first: [unit]}, hw, in_channels=channels)[first][0]
         assert found == ((0, hw[0] - 1), (0, hw[1] - 1)) != at_size[first].clipped_box(*unit)
 
 
@@ -463,7 +464,7 @@ def test_nothing_about_the_model_changes() -> None:
     before = {k: v.clone() for k, v in net.state_dict().items()}
     R.receptive_fields(net, 16)
     R.effective_receptive_field(net, "after", torch.randn(1, 1, 16, 16), n_random=2)
-    R.gradient_support(net, {"after": [(3, 3)]}, 16, in_channels=1)
+    gradient_support(net, {"after": [(3, 3)]}, 16, in_channels=1)
     assert net.training and all(m.training for m in net.modules())
     assert _hooks(net) == 0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -602,3 +603,29 @@ def test_no_warnings_from_tracing_registry_default() -> None:
         warnings.simplefilter("error")
         fields = R.receptive_fields(net)
     assert fields["_conv_stem"].padding == 0 and fields["_conv_head"].size == 851
+
+
+def test_effective_field_falls_back_to_the_cpu_when_the_gpu_runs_out(tiny_loaded, monkeypatch):
+    import dataclasses
+
+    from vizlib import devices
+    from vizlib.receptive_field import effective
+
+    gpu_like = dataclasses.replace(tiny_loaded, device=torch.device("meta"), lock=tiny_loaded.lock, cache={})
+    real = effective._unit_gradient
+
+    def unit_gradient(gm, x, unit, channel):
+        if any(p is q for p in gm.parameters() for q in tiny_loaded.model.parameters()):  # "on the GPU"
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real(gm, x, unit, channel)
+
+    monkeypatch.setattr(effective, "_unit_gradient", unit_gradient)
+    x = tiny_loaded.preprocess(np.full((16, 16, 3), 128, np.uint8))
+    with devices.collect_fallbacks() as notices, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = R.effective_receptive_field(gpu_like, "3", x, n_random=2)
+    assert notices == [f"The GPU ran out of memory; {tiny_loaded.name} ran on the CPU for this request."]
+    monkeypatch.setattr(effective, "_unit_gradient", real)
+    want = R.effective_receptive_field(tiny_loaded.model, "3", x, n_random=2)
+    np.testing.assert_allclose(got.image_map, want.image_map, atol=1e-6)
+    np.testing.assert_allclose(got.random_map, want.random_map, atol=1e-6)

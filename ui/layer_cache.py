@@ -49,13 +49,27 @@ def ranking(loaded: models.LoadedModel, image_key: str, image) -> models.Predict
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def architecture_fields(model_name: str, every_layer: bool = False) -> Mapping[str, R.ReceptiveField]:
+def _fields(model_name: str, every_layer: bool, input_size: tuple[int, int] | None) -> Mapping[str, R.ReceptiveField]:
+    return MappingProxyType(R.architecture_fields(model_name, input_size, every_layer=every_layer))
+
+
+def architecture_fields(
+    model_name: str, every_layer: bool = False, input_size: tuple[int, int] | None = None
+) -> Mapping[str, R.ReceptiveField]:
     """:func:`vizlib.receptive_field.architecture_fields` of a model, once per process (no weights needed).
 
     Raises:
         vizlib.receptive_field.ReceptiveFieldError: As the library function (not cached: tried again next time).
     """
-    return MappingProxyType(R.architecture_fields(model_name, every_layer=every_layer))
+    return _fields(model_name, every_layer, input_size)  # one call form: one cache key however it is called
+
+
+def fields_of(loaded: models.LoadedModel, every_layer: bool = False) -> Mapping[str, R.ReceptiveField]:
+    """:func:`architecture_fields` of a loaded model: by its architecture and input size (a user's model too)."""
+    spec = loaded.spec
+    registry = models.get_spec(spec.name)
+    size = None if spec.input_size == registry.input_size else spec.input_size
+    return architecture_fields(spec.name, every_layer, size)
 
 
 #: Figures kept (each from about 20 KB to 1 MB: a photo as PNG plus a map or two).
@@ -76,4 +90,4 @@ def clear() -> None:
     _FIGURES.clear()
     _compute.clear()
     _ranking.clear()
-    architecture_fields.clear()
+    _fields.clear()

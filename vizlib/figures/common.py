@@ -23,7 +23,7 @@ def png_data_uri(image: np.ndarray) -> str:
 
     Encoded once per picture content (hashing it costs a small fraction of encoding it).
     """
-    from vizlib.feature_maps import encode_png  # here, not at the top: figures that draw no photo stay torch-free
+    from vizlib.encoding import encode_png  # here, not at the top: figures that draw no photo need no cv2
 
     image = np.ascontiguousarray(image)
     key = (hashlib.blake2b(image.data, digest_size=16).digest(), image.shape)

@@ -1,7 +1,7 @@
 """Figures for convolution arithmetic: frames as numbered grids, the convolution matrix, overlap maps.
 
 A frame is first laid out as :class:`Panel` objects (one coloured, numbered grid each); the plotly
-builders here and the GIF renderer in :mod:`vizlib.export` both draw those panels, so the slides
+builders here and the GIF renderer in :mod:`vizlib.conv_arithmetic.export` both draw those panels, so the slides
 and the page show the same thing.
 """
 

@@ -5,7 +5,7 @@ The network figure is one plotly figure: a heatmap per stage (maps tiled in a gr
 a block of cells, the last layer as probability bars), with an invisible marker on every unit so that
 hovering names the unit and clicking selects it (Streamlit reports clicks on markers and bars, not on
 heatmap cells). Each marker's ``customdata`` is ``[stage number, *unit index]``;
-:func:`clicked_unit` turns a Streamlit selection back into a :class:`~vizlib.digits_view.Unit`.
+:func:`clicked_unit` turns a Streamlit selection back into a :class:`~vizlib.digits.Unit`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from vizlib.digits import DrawingSteps
-from vizlib.digits_view import DigitFlow, Stage, Unit, UnitSources
+from vizlib.digits.view import DigitFlow, Stage, Unit, UnitSources
 
 __all__ = [
     "ACCENT",
@@ -165,8 +165,8 @@ def network_figure(flow: DigitFlow, *, selected: UnitSources | None = None, heig
     value; clicking selects it (see :func:`clicked_unit`).
 
     Args:
-        flow: From :func:`vizlib.digits_view.digit_flow`.
-        selected: What feeds the chosen unit (:func:`vizlib.digits_view.unit_sources`): the unit is
+        flow: From :func:`vizlib.digits.digit_flow`.
+        selected: What feeds the chosen unit (:func:`vizlib.digits.unit_sources`): the unit is
             outlined, its input patch framed on the input, and its strongest sources marked.
         height: Figure height in pixels.
 
@@ -325,7 +325,7 @@ def probabilities_figure(flow: DigitFlow, height: int = 300) -> go.Figure:
     """The ten class probabilities as bars, the predicted digit highlighted.
 
     Args:
-        flow: From :func:`vizlib.digits_view.digit_flow`.
+        flow: From :func:`vizlib.digits.digit_flow`.
         height: Figure height in pixels.
     """
     probs = [float(p) for p in flow.probabilities]
@@ -420,7 +420,7 @@ def sources_figure(sources: UnitSources, height: int | None = None) -> go.Figure
     """The unit's strongest incoming connections as bars of ``weight × activation``.
 
     Args:
-        sources: From :func:`vizlib.digits_view.unit_sources`.
+        sources: From :func:`vizlib.digits.unit_sources`.
         height: Figure height in pixels (default: from the number of bars).
     """
     rows = list(sources.sources)[::-1]
@@ -452,8 +452,8 @@ def patch_figure(flow: DigitFlow, sources: UnitSources, height: int = 230) -> go
     maximum of. For a dense unit: the input (it sees all of it).
 
     Args:
-        flow: From :func:`vizlib.digits_view.digit_flow`.
-        sources: From :func:`vizlib.digits_view.unit_sources` for a unit of ``flow``.
+        flow: From :func:`vizlib.digits.digit_flow`.
+        sources: From :func:`vizlib.digits.unit_sources` for a unit of ``flow``.
         height: Figure height in pixels.
     """
     stage = flow.stage(sources.unit.stage)

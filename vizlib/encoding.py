@@ -1,0 +1,38 @@
+"""Encoders for downloads: an RGB image as PNG bytes, an array as the bytes of a ``.npy`` file."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "encode_npy",
+    "encode_png",
+]
+
+
+def encode_png(image: np.ndarray, *, compression: int = 1) -> bytes:
+    """An ``(H, W, 3)`` uint8 RGB image as PNG bytes (lossless; low compression for speed).
+
+    Raises:
+        vizlib.feature_maps.FeatureMapError: Not an RGB uint8 image.
+    """
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        from vizlib.feature_maps import FeatureMapError  # imported only here: encoding stays torch-free
+
+        raise FeatureMapError("Expected an (H, W, 3) uint8 RGB image to encode as PNG.")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:  # pragma: no cover - OpenCV fails only on impossible sizes
+        from vizlib.feature_maps import FeatureMapError
+
+        raise FeatureMapError("The montage could not be encoded as PNG.")
+    return buf.tobytes()
+
+
+def encode_npy(values: object) -> bytes:
+    """A layer's activations as the bytes of a ``.npy`` file (float32, loads with ``np.load``, no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(np.asarray(values, dtype=np.float32)), allow_pickle=False)
+    return buf.getvalue()
