@@ -53,12 +53,12 @@ def test_display_jpeg_refuses_what_is_not_a_picture():
 
 
 def test_png_data_uri_is_encoded_once_per_content(monkeypatch, rng):
-    from vizlib import feature_maps
+    from vizlib import encoding
 
     image = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
     calls = []
-    real = feature_maps.encode_png
-    monkeypatch.setattr(feature_maps, "encode_png", lambda img: calls.append(1) or real(img))
+    real = encoding.encode_png
+    monkeypatch.setattr(encoding, "encode_png", lambda img: calls.append(1) or real(img))
     uri = common.png_data_uri(image)
     assert common.png_data_uri(image.copy()) == uri and len(calls) == 1
     decoded = _decode(base64.b64decode(uri.split(",", 1)[1]))
@@ -69,7 +69,9 @@ def test_png_data_uri_is_encoded_once_per_content(monkeypatch, rng):
 
 def test_score_cam_reports_progress_per_batch_and_can_be_cancelled(tiny_loaded, rng, monkeypatch):
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    monkeypatch.setattr(cam, "SCORECAM_BATCH", 1)
+    from vizlib.cam import methods  # where Score-CAM reads its batch size
+
+    monkeypatch.setattr(methods, "SCORECAM_BATCH", 1)
     seen = []
     maps = cam.compute(tiny_loaded, image, 1, ("gradcam", "scorecam"), progress=lambda f, m: seen.append((f, m)))
     expected = cam.compute(tiny_loaded, image, 1, ("gradcam", "scorecam"))
