@@ -9,6 +9,9 @@ run still treats ``pages/`` as a legacy multipage folder and would paint every f
 import streamlit as st
 
 from ui.shared import HOME, available_lessons, draw_navigation, draw_sidebar
+from vizlib.serving import configure_process
+
+configure_process()  # once per process: torch threads per call, malloc arenas (see vizlib/serving/process.py)
 
 st.set_page_config(page_title="CNN Lens", page_icon=":material/visibility:", layout="wide")
 

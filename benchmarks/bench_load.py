@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,31 +40,43 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 from benchmarks._util import machine  # noqa: E402
-from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
+from tests.app_process import cpu_seconds, free_port, start_app, stop_app  # noqa: E402
 from tests.load_sessions import STEPS, SessionResult, expected_prediction, make_uploads, run_sessions  # noqa: E402
 from vizlib import models  # noqa: E402
 
 SWEEP = (1, 5, 10, 20, 30)
+#: The CAM page's default methods (pages/cam.py DEFAULT_METHODS), what a student sees on arrival.
+DEFAULT_CAM_METHODS = ("gradcam", "gradcam++", "layercam", "saliency")
 TARGET_SWITCH_S = 2.0
 #: The steps that are page switches (what the 2 s target is about): the first result shown on the page.
 SWITCHES = ("fm_montage", "cam_figure")
 
 
-def _memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM (peak RSS over the process's life) of ``pid``, in MB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) / 1024
+def _memory_mb(pid: int | tuple[int, ...]) -> dict[str, float]:
+    """VmRSS and VmHWM (peak RSS over the process's life) of ``pid`` (summed over several), in MB."""
+    out = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for one in (pid,) if isinstance(pid, int) else pid:
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in out:
+                out[key] += int(value.split()[0]) / 1024
     return out
+
+
+def _cpu(pids: tuple[int, ...]) -> tuple[float, float]:
+    """CPU seconds so far of (the servers' process trees, everything else this process started: the browser)."""
+    first, others = cpu_seconds(pids[0])
+    rest = sum(cpu_seconds(pid)[0] for pid in pids[1:])
+    return first + rest, others - rest
 
 
 class _RssPoller(threading.Thread):
     """Polls a process's resident set size while a wave runs and keeps the maximum."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int | tuple[int, ...], every: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.pid, self.every, self.peak = pid, every, 0.0
         self._done = threading.Event()
@@ -118,11 +132,35 @@ def _server_errors(log_path: Path, offset: int) -> tuple[list[str], int]:
     return errors, len(text)
 
 
-def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args) -> dict:
-    uploads = make_uploads(folder / f"wave{wave}", n, salt=wave)
+def _needed_cpu(loaded, uploads: list[Path], cam_page: bool) -> float:
+    """CPU seconds per student of the model passes the path truly needs, run here on the same images.
+
+    Per image: classify (home page's top-5), every layer's activations in one pass (Feature maps) and, with
+    the CAM page, one call of the default methods (one forward and backward to the layer for Grad-CAM,
+    Grad-CAM++ and LayerCAM, and one backward to the input for Saliency). One torch thread, like the server.
+    """
+    from vizlib import cam, feature_maps, images
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.process_time()
+        for path in uploads:
+            image = images.fit_image(images.load_image(path.read_bytes()), 1024)
+            top = models.classify(loaded, image, len(loaded.categories)).indices[0]
+            feature_maps.compute_activations(loaded, image)
+            if cam_page:
+                cam.compute(loaded, image, top, DEFAULT_CAM_METHODS)
+        return (time.process_time() - start) / len(uploads)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _wave(url: str, pid: tuple[int, ...], n: int, wave: int, folder: Path, loaded, args, label: str = "") -> dict:
+    uploads = make_uploads(folder / f"wave{wave}{label}", n, salt=wave)
     expected = {p.name: expected_prediction(loaded, p.read_bytes()) for p in uploads}
     load_before = os.getloadavg()[0]
-    cpu_before = cpu_seconds(pid)
+    cpu_before = _cpu(pid)
     poller = _RssPoller(pid)
     poller.start()
     start = time.perf_counter()
@@ -130,21 +168,27 @@ def _wave(url: str, pid: int, n: int, wave: int, folder: Path, loaded, args) -> 
                            total_timeout=args.total_timeout, stagger=args.stagger)
     wall = time.perf_counter() - start
     peak = poller.stop()
-    cpu_after = cpu_seconds(pid)
+    cpu_after = _cpu(pid)
     load_after = os.getloadavg()[0]
     time.sleep(args.settle)  # the sessions' websockets are closed; let the server drop them
     wrong = {r.name: why for r in results if (why := _wrong(r, expected[r.name], not args.no_cam))}
-    server_errors, args.log_offset = _server_errors(folder / "server.log", args.log_offset)
+    needed = _needed_cpu(loaded, uploads, not args.no_cam)
+    server_errors, args.log_offset = _server_errors(args.log_path, args.log_offset)
     steps = {s: [r.seconds[s] for r in results if s in r.seconds] for s in STEPS}
     return {
         "n": n, "wall": wall, "steps": steps, "wrong": wrong, "server_errors": server_errors, "peak_rss": peak,
         "rss_after": _memory_mb(pid)["VmRSS"], "server_cpu": cpu_after[0] - cpu_before[0],
-        "browser_cpu": cpu_after[1] - cpu_before[1], "load": (load_before, load_after),
+        "browser_cpu": cpu_after[1] - cpu_before[1], "load": (load_before, load_after), "needed_cpu": needed,
+        "label": label,
     }
 
 
 def _print_wave(row: dict) -> None:
-    print(f"\nN = {row['n']}: {row['wall']:.0f} s wall, load average {row['load'][0]:.1f} -> {row['load'][1]:.1f}; "
+    n = row["n"]
+    print(f"\n{row['label'] or 'server'}, N = {n}: per student: server CPU {row['server_cpu'] / n:.2f} s, model passes "
+          f"the path needs {row['needed_cpu']:.2f} s (ratio {row['server_cpu'] / n / row['needed_cpu']:.1f}), "
+          f"browser CPU {row['browser_cpu'] / n:.2f} s")
+    print(f"N = {row['n']}: {row['wall']:.0f} s wall, load average {row['load'][0]:.1f} -> {row['load'][1]:.1f}; "
           f"CPU s: server {row['server_cpu']:.1f}, browser {row['browser_cpu']:.1f}; server RSS peak "
           f"{row['peak_rss']:.0f} MB, after the sessions closed {row['rss_after']:.0f} MB; "
           f"sessions with wrong or missing results: {len(row['wrong'])}")
@@ -162,25 +206,94 @@ def _print_wave(row: dict) -> None:
 
 
 def _summary(rows: list[dict]) -> None:
-    print("\n| sessions | upload p50/p95 s | feature maps p50/p95 s (montage; page done) | CAM p50/p95 s (figure; "
-          "page done) | server CPU s | browser CPU s | server RSS peak / after MB | load avg | wrong | app errors |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| server | sessions | upload p50/p95 s | feature maps p50/p95 s (montage; page done) | CAM p50/p95 s "
+          "(figure; page done) | server CPU s per student | needed passes s | ratio | browser CPU s per student | "
+          "server RSS peak / after MB | load avg | wrong | app errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def pair(values: list[float]) -> str:
         return f"{_percentile(values, 50):.1f} / {_percentile(values, 95):.1f}" if values else "–"
 
     for r in rows:
         s = r["steps"]
-        print(f"| {r['n']} | {pair(s['upload'])} | {pair(s['fm_montage'])}; {pair(s['fm_done'])} | "
-              f"{pair(s['cam_figure'])}; {pair(s['cam_done'])} | {r['server_cpu']:.0f} | {r['browser_cpu']:.0f} | "
+        per = r["server_cpu"] / r["n"]
+        print(f"| {r['label'] or 'server'} | {r['n']} | {pair(s['upload'])} | {pair(s['fm_montage'])}; "
+              f"{pair(s['fm_done'])} | {pair(s['cam_figure'])}; {pair(s['cam_done'])} | {per:.2f} | "
+              f"{r['needed_cpu']:.2f} | {per / r['needed_cpu']:.1f} | {r['browser_cpu'] / r['n']:.2f} | "
               f"{r['peak_rss']:.0f} / {r['rss_after']:.0f} | {r['load'][0]:.0f}–{r['load'][1]:.0f} | "
               f"{len(r['wrong'])} | {len(r['server_errors'])} |")
+    if len({r["label"] for r in rows}) > 1:
+        _compare(rows)
+        return
     within = [r["n"] for r in rows if not r["wrong"] and not r["server_errors"] and all(
         r["steps"][s] and _percentile(r["steps"][s], 95) <= TARGET_SWITCH_S for s in SWITCHES if r["steps"][s]
     )]
     best = max(within) if within else None
     print(f"\nLargest N: all right, no app exception, p95 page switch (first result) <= {TARGET_SWITCH_S:.0f} s: "
           + (str(best) if best else f"none of {[r['n'] for r in rows]}"))
+
+
+def _start_profile(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy sampling the server (CPU only: idle threads left out) into ``out`` as raw collapsed stacks."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "--rate", "50",
+                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _compare(rows: list[dict]) -> None:
+    """New against old, wave by wave (the waves alternate between the two servers)."""
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    old, new = ([r for r in rows if r["label"] == x] for x in labels[:2])
+    print(f"\n| N | {labels[1]} / {labels[0]}: server CPU per student | p95 of every step, each |")
+    print("|---:|---:|---|")
+    for a, b in zip(old, new, strict=False):
+        ratios = ", ".join(
+            f"{step} {_percentile(b['steps'][step], 95) / _percentile(a['steps'][step], 95):.2f}"
+            for step in STEPS if a["steps"][step] and b["steps"][step]
+        )
+        print(f"| {a['n']} | {b['server_cpu'] / a['server_cpu']:.2f} | {ratios} |")
+
+
+def _old_tree(ref: str, folder: Path) -> Path:
+    """The app as it was at git ``ref``, extracted into ``folder`` (git archive: no worktree registered)."""
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    for extra in ("checkpoints",):  # weights are not in git
+        if (ROOT / extra).is_dir() and not (folder / extra).exists():
+            (folder / extra).symlink_to(ROOT / extra)
+    return folder
+
+
+def _snapshot(folder: Path) -> Path:
+    """A copy of the app's working tree (code and data, not .git or caches) to serve from."""
+    import shutil as sh
+
+    sh.copytree(ROOT, folder, ignore=sh.ignore_patterns(".git", "__pycache__", ".venv", ".pytest_cache", ".ruff_cache"),
+                symlinks=True)
+    return folder
+
+
+_REPLICA_URLS: dict[str, str] = {}
+
+
+def _replica_url(log: Path) -> str:
+    return _REPLICA_URLS[str(log)]
+
+
+def _start_proxy(folder: Path, replicas: list[str]) -> tuple[subprocess.Popen, str]:
+    """HAProxy with deploy/haproxy.cfg in front of ``replicas`` (URLs); returns (process, its URL)."""
+    for i, url in enumerate(replicas, start=1):
+        _REPLICA_URLS[str(folder / f"replica{i}.log")] = url
+    listen = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, LISTEN=listen, **{f"REPLICA{i}": u.removeprefix("http://")
+                                             for i, u in enumerate(replicas, start=1)})
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    with (folder / "haproxy.log").open("w") as log:
+        proc = subprocess.Popen([haproxy, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    time.sleep(1.0)
+    return proc, f"http://{listen}"
 
 
 def main() -> None:
@@ -195,6 +308,14 @@ def main() -> None:
     parser.add_argument("--total-timeout", type=float, default=900.0, help="seconds one wave may take")
     parser.add_argument("--session-ttl", type=int, default=10,
                         help="server.disconnectedSessionTTL: seconds a closed session's state is kept (app: 120)")
+    parser.add_argument("--counts", type=int, nargs="+", default=None,
+                        help="run these numbers of sessions in turn (like --sweep, with other N)")
+    parser.add_argument("--compare", metavar="GIT_REF", default=None,
+                        help="also serve the app as it was at this commit and alternate waves between the two")
+    parser.add_argument("--replicas", type=int, choices=(1, 2), default=1,
+                        help="2: also two replicas behind HAProxy (deploy/haproxy.cfg), waves alternating with one")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="record the server with py-spy (raw collapsed stacks) into this file during the waves")
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds to wait after a wave before reading the RSS (longer than --session-ttl)")
     args = parser.parse_args()
@@ -206,21 +327,64 @@ def main() -> None:
     loaded = models.load_model(models.DEFAULT_MODEL, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        proc, url = start_app(folder / "server.log", "--server.disconnectedSessionTTL", str(args.session_ttl))
+        servers = []  # (label, pids, url, log of the replica that logs app errors)
+        procs = []
+        ttl = ("--server.disconnectedSessionTTL", str(args.session_ttl))
         try:
-            print(f"# server pid {proc.pid}, RSS at start {_memory_mb(proc.pid)['VmRSS']:.0f} MB")
-            warm = _wave(url, proc.pid, 1, 0, folder, loaded, args)  # loads the model, traces the extractors
-            print(f"# warm-up session: {warm['wall']:.0f} s, RSS after {warm['rss_after']:.0f} MB, "
-                  f"wrong: {warm['wrong'] or 'none'}")
+            if args.compare:
+                tree = _old_tree(args.compare, folder / "old")
+                proc, url = start_app(folder / "server-old.log", *ttl, cwd=tree)
+                procs.append(proc)
+                servers.append((f"before ({args.compare})", (proc.pid,), url, [folder / "server-old.log"]))
+            # the app as it is now, copied: editing the working tree while the benchmark runs changes nothing
+            now = _snapshot(folder / "now")
+            proc, url = start_app(folder / "server.log", *ttl, cwd=now)
+            procs.append(proc)
+            servers.append(("now, 1 replica" if args.replicas > 1 else "now" if args.compare else "", (proc.pid,), url,
+                            [folder / "server.log"]))
+            if args.replicas > 1:
+                env = {"STREAMLIT_SERVER_COOKIE_SECRET": "bench-load-shared-secret"}
+                reps = [start_app(folder / f"replica{i}.log", *ttl, cwd=now, env=env) for i in (1, 2)]
+                procs += [p for p, _ in reps]
+                proxy, proxy_url = _start_proxy(folder, [u for _, u in reps])
+                procs.append(proxy)
+                servers.append(("now, 2 replicas + HAProxy", tuple(p.pid for p, _ in reps) + (proxy.pid,), proxy_url,
+                                [folder / "replica1.log", folder / "replica2.log"]))
+            for label, pids, url, logs in servers:
+                print(f"# server {label} pids {pids}, RSS at start {_memory_mb(pids)['VmRSS']:.0f} MB")
+                for log in logs:  # warm every replica directly (each loads the model on its first session)
+                    direct = url if len(logs) == 1 else _replica_url(log)
+                    args.log_path, args.log_offset = log, 0
+                    warm = _wave(direct, pids, 1, 0, folder, loaded, args, label)
+                    print(f"# warm-up session {label}: {warm['wall']:.0f} s, RSS after {warm['rss_after']:.0f} MB, "
+                          f"wrong: {warm['wrong'] or 'none'}")
+            spy = _start_profile(servers[-1][1][0], args.profile) if args.profile else None
+            offsets = {str(log): len(log.read_text(errors="replace")) for *_, logs in servers for log in logs}
             rows = []
-            for wave, n in enumerate(SWEEP if args.sweep else (args.sessions,) * args.waves, start=1):
-                rows.append(_wave(url, proc.pid, n, wave, folder, loaded, args))
-                _print_wave(rows[-1])
+            counts = args.counts or (SWEEP if args.sweep else (args.sessions,) * args.waves)
+            for wave, n in enumerate(counts, start=1):
+                order = servers if wave % 2 else servers[::-1]  # alternate which server goes first
+                for label, pids, url, logs in order:
+                    errors = []
+                    args.log_path, args.log_offset = logs[0], offsets[str(logs[0])]
+                    rows.append(_wave(url, pids, n, wave, folder, loaded, args, label))
+                    offsets[str(logs[0])] = args.log_offset
+                    for log in logs[1:]:
+                        more, offsets[str(log)] = _server_errors(log, offsets[str(log)])
+                        errors += more
+                    rows[-1]["server_errors"] += errors
+                    _print_wave(rows[-1])
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+                print(f"# py-spy profile of the waves: {args.profile}")
             _summary(rows)
-            mem = _memory_mb(proc.pid)
-            print(f"# server VmHWM (peak RSS over its life) {mem['VmHWM']:.0f} MB; alive: {proc.poll() is None}")
+            for label, pids, _, _ in servers:
+                print(f"# server {label} VmHWM (peak RSS over its life) {_memory_mb(pids)['VmHWM']:.0f} MB; "
+                      f"alive: {all(p.poll() is None for p in procs)}")
         finally:
-            stop_app(proc)
+            for proc in procs:
+                stop_app(proc)
     print(f"# load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

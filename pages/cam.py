@@ -6,8 +6,10 @@ import numpy as np
 import streamlit as st
 
 from ui.jobs import background
+from ui.layer_cache import figure
 from ui.layer_cache import ranking as shared_ranking
 from ui.look_closer import WORK_QUEUE
+from ui.queues import heavy_queue, score_queue
 from ui.shared import (
     SESSION_IMAGE_SIDE,
     current_image,
@@ -29,6 +31,9 @@ SLOW = {
     "scorecam": "Score-CAM runs one masked forward pass per channel of the layer (hundreds on the last block): "
     "expect tens of seconds on a CPU, less on a narrow early layer.",
 }
+#: Methods over about a second of CPU: computed only when asked, in the server's shared job queue (one job per
+#: student at a time, with its place in the queue, a progress bar and Cancel).
+HEAVY = ("scorecam", "integrated_gradients")
 METHODS_KEY = "cam_methods"
 SAMPLE_KEY = "two_objects"
 FRACTION = 0.2
@@ -51,14 +56,6 @@ def _maps(
     _loaded, _image,
 ) -> dict[str, np.ndarray]:
     return cam.compute(_loaded, _image, target, methods, layer)
-
-
-@st.cache_data(max_entries=32, show_spinner="Blurring what each map highlights to score it…")
-def _faithfulness(
-    model_name: str, pretrained: bool, image_key: str, target: int, layer: str, methods: tuple[str, ...],
-    _loaded, _image, _maps,
-) -> dict[str, cam.Faithfulness]:
-    return cam.faithfulness(_loaded, _image, target, _maps, fraction=FRACTION)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -150,8 +147,6 @@ def _pick_methods(loaded: models.LoadedModel, layer: str) -> list[str]:
     for method, warning in SLOW.items():
         if method in chosen:
             st.warning(warning, icon=":material/hourglass:")
-            if not st.checkbox(f"Run {cam.TITLES[method]} anyway", key=f"cam_run::{method}"):
-                chosen = [m for m in chosen if m != method]
     return chosen
 
 
@@ -187,8 +182,9 @@ def _downloads(
         "One map up close", list(maps), key="cam_closeup", format_func=lambda m: cam.TITLES[m]
     )
     st.plotly_chart(
-        fcam.overlay_figure(image, maps[method], colormap=colormap, opacity=opacity, label=cam.TITLES[method],
-                            title=cam.TITLES[method]),
+        figure(("cam_overlay", *key, target, layer, method, colormap, opacity),
+               lambda: fcam.overlay_figure(image, maps[method], colormap=colormap, opacity=opacity,
+                                           label=cam.TITLES[method], title=cam.TITLES[method])),
         key="cam_overlay",
     )
     stem = f"{key[0]}_{layer}_{target}_{method}".replace("+", "pp")
@@ -226,7 +222,7 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
         (entry,) = [g for g in images.gallery() if g.key == SAMPLE_KEY]
         named = [loaded.categories.index(c) for c in entry.classes if c in loaded.categories]
         defaults = named[:2] if len(named) >= 2 else defaults
-    options = [m for m in methods if m not in SLOW] or ["gradcam"]
+    options = [m for m in methods if m not in HEAVY] or ["gradcam"]
     left, middle, right = st.columns(3)
     pair = []
     for column, label, default in ((left, "A", defaults[0]), (middle, "B", defaults[1])):
@@ -249,7 +245,9 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
         label: f"{label}: {loaded.categories[i]} ({probs[i]:.1%})" for label, i in zip("AB", pair, strict=True)
     }
     st.plotly_chart(
-        fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=titles, columns=2),
+        figure(("cam_ab", loaded.name, loaded.pretrained, image_key, tuple(pair), layer, method, colormap, opacity),
+               lambda: fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=titles,
+                                           columns=2)),
         key="cam_ab",
     )
     st.caption(
@@ -293,6 +291,48 @@ def _sanity_section(loaded: models.LoadedModel, image: np.ndarray, image_key: st
                        icon=":material/check:")
 
 
+def _heavy_maps(
+    loaded: models.LoadedModel, image: np.ndarray, key: tuple, target: int, layer: str, heavy: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """The slow methods' maps once computed in the shared queue (a start button first); {} until then."""
+    if not heavy:
+        return {}
+    names = " and ".join(cam.TITLES[m] for m in heavy)
+    result = background(
+        heavy_queue(), "cam_heavy", (*key, target, layer, heavy),
+        lambda progress: cam.compute(loaded, image, target, heavy, layer, progress=progress),
+        label=f"{names} of {loaded.categories[target]}", start_label=f"Compute {names}", share=True,
+    )
+    if result is None:
+        st.caption(f"{names} will join the figure when computed: press the button, or take the other methods "
+                   "meanwhile.")
+        return {}
+    return result
+
+
+def _faithfulness_section(
+    loaded: models.LoadedModel, image: np.ndarray, key: tuple, target: int, layer: str, maps: dict
+) -> None:
+    """The faithfulness table, computed when the student asks (then kept on for the session's next maps)."""
+    st.subheader("How faithful is each map?")
+    methods = tuple(maps)
+    asked = st.session_state.get("cam_faithfulness_on", False)
+    if not asked:
+        st.caption(
+            f"Not computed yet: scoring blurs each map's most highlighted {FRACTION:.0%} of the image and a few "
+            "random regions, and runs every blurred copy through the network (a batch of about a dozen images). "
+            "Press the button to see the scores; they then follow your maps for the rest of the visit."
+        )
+    scores = background(
+        score_queue(), "cam_faithfulness", (*key, target, layer, methods),
+        lambda progress: cam.faithfulness(loaded, image, target, maps, fraction=FRACTION),
+        label="Faithfulness scores", start_label=None if asked else "Score the maps' faithfulness", share=True,
+    )
+    if scores is not None:
+        st.session_state["cam_faithfulness_on"] = True
+        _score_table(scores)
+
+
 # ------------------------------------------------------------------------------------------- page
 
 st.title("Class activation maps")
@@ -319,20 +359,22 @@ try:
     if not methods:
         st.info("Pick at least one method to see its map.", icon=":material/tune:")
         st.stop()
-    maps = with_notices(_maps, *key, target, layer, tuple(methods), loaded, image)
-    # The maps first; their faithfulness scores (a batch of blurred copies through the network, several
-    # times the maps' cost on a CPU) follow in the table below, so a page switch shows its result sooner.
-    st.plotly_chart(
-        fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES),
-        key="cam_methods_figure",
-    )
-    st.caption(
-        f"Evidence for **{loaded.categories[target]}** at layer **{layer}**, each map scaled from 0 to 1. "
-        "Hover for a pixel's value."
-    )
-    scores = with_notices(_faithfulness, *key, target, layer, tuple(methods), loaded, image, maps)
-    _score_table(scores)
-    _downloads(maps, image, key, target, layer, colormap, opacity)
+    fast = tuple(m for m in methods if m not in HEAVY)
+    maps = dict(with_notices(_maps, *key, target, layer, fast, loaded, image)) if fast else {}
+    heavy = _heavy_maps(loaded, image, key, target, layer, tuple(m for m in methods if m in HEAVY))
+    maps = {m: (maps | heavy)[m] for m in methods if m in maps or m in heavy}
+    if maps:
+        st.plotly_chart(
+            figure(("cam_methods", *key, target, layer, tuple(maps), colormap, opacity),
+                   lambda: fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES)),
+            key="cam_methods_figure",
+        )
+        st.caption(
+            f"Evidence for **{loaded.categories[target]}** at layer **{layer}**, each map scaled from 0 to 1. "
+            "Hover for a pixel's value."
+        )
+        _faithfulness_section(loaded, image, key, target, layer, maps)
+        _downloads(maps, image, key, target, layer, colormap, opacity)
     _why_a_not_b(loaded, layer, methods, colormap, opacity)
     _sanity_section(loaded, image, image_key, target, layer, methods)
 except ValueError as exc:  # CAMError and bad input: the library's sentence, never a traceback

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from ui.layer_cache import fields_of, layer_activations
+from ui.layer_cache import fields_of, figure, layer_activations
 from ui.shared import current_image, current_image_key, current_model
 from vizlib import activations, receptive_field
 from vizlib import feature_maps as fm
@@ -37,9 +37,9 @@ def _montage_png(
     return fm.encode_png(pic.image), pic.layout, pic.channels
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _overview(model_name: str, pretrained: bool, image_key: str, by: str, colormap: str, _acts):
-    return ffm.overview_figure(fm.network_overview(_acts, k=OVERVIEW_K, by=by), colormap=colormap)
+def _overview(model_name: str, pretrained: bool, image_key: str, by: str, colormap: str, acts):
+    return figure(("fm_overview", model_name, pretrained, image_key, by, colormap),
+                  lambda: ffm.overview_figure(fm.network_overview(acts, k=OVERVIEW_K, by=by), colormap=colormap))
 
 
 def _receptive_fields(loaded) -> Mapping[str, receptive_field.ReceptiveField]:
@@ -113,7 +113,7 @@ def _montage_section(acts: fm.LayerActivations, info: activations.LayerInfo, opt
                           mime="application/octet-stream", key="fm_download_npy", on_click="ignore")
 
 
-def _channel_section(acts: fm.LayerActivations, info: activations.LayerInfo, opts: dict, image) -> None:
+def _channel_section(acts: fm.LayerActivations, info: activations.LayerInfo, opts: dict, image, key: tuple) -> None:
     values = acts[info.name]
     summary = fm.layer_summary(values)
     ranked = [int(c) for c in fm.rank_channels(values, opts["sort"] or "mean")]
@@ -134,19 +134,22 @@ def _channel_section(acts: fm.LayerActivations, info: activations.LayerInfo, opt
     c.metric("Max", f"{stats.max:.4g}")
     d.metric("Rank by " + (opts["sort"] or "mean"), f"{ranked.index(channel) + 1} of {len(ranked)}")
     left, right = st.columns(2)
+    shown = (*key, info.name, channel, opts["colormap"], shared)
     left.plotly_chart(
-        ffm.channel_heatmap(values[channel], colormap=opts["colormap"], zmin=zmin, zmax=zmax,
-                            title=f"{info.name}, channel {channel}"),
+        figure(("fm_heatmap", *shown), lambda: ffm.channel_heatmap(
+            values[channel], colormap=opts["colormap"], zmin=zmin, zmax=zmax, title=f"{info.name}, channel {channel}")),
         key="fm_heatmap",
     )
     with right:
         opacity = st.slider("Opacity of the map", 0.0, 1.0, 0.6, 0.05, key="fm_opacity")
         st.plotly_chart(
-            ffm.channel_overlay(image, values[channel], opacity=opacity, colormap=opts["colormap"], zmin=zmin,
-                                zmax=zmax),
+            figure(("fm_overlay", *shown, opacity), lambda: ffm.channel_overlay(
+                image, values[channel], opacity=opacity, colormap=opts["colormap"], zmin=zmin, zmax=zmax)),
             key="fm_overlay",
         )
-    st.plotly_chart(ffm.histogram_figure(stats, title=f"Histogram of channel {channel}"), key="fm_histogram")
+    st.plotly_chart(figure(("fm_histogram", *key, info.name, channel),
+                           lambda: ffm.histogram_figure(stats, title=f"Histogram of channel {channel}")),
+                    key="fm_histogram")
     post_relu = info.type in ("ReLU", "ReLU6")
     st.caption(
         f"Sparsity {stats.sparsity:.1%}: "
@@ -167,7 +170,8 @@ def _top_k_section(acts: fm.LayerActivations, info: activations.LayerInfo, opts:
     left, right = st.columns([2, 1])
     left.image(png, width="content", output_format="PNG")
     left.caption(f"The {k} strongest channels by spatial {by}, strongest first: {', '.join(map(str, channels))}.")
-    right.plotly_chart(ffm.scores_figure(top, by=by), key="fm_scores")
+    right.plotly_chart(figure(("fm_scores", *key, info.name, by, k), lambda: ffm.scores_figure(top, by=by)),
+                       key="fm_scores")
 
 
 def _table_section(loaded, info: activations.LayerInfo) -> None:
@@ -198,7 +202,7 @@ opts = _options()
 st.subheader("All channels")
 _montage_section(acts, info, opts, cache_key)
 st.subheader("One channel up close")
-_channel_section(acts, info, opts, image)
+_channel_section(acts, info, opts, image, cache_key)
 st.subheader("The strongest channels")
 _top_k_section(acts, info, opts, cache_key)
 st.subheader("The network at a glance")

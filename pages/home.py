@@ -5,6 +5,10 @@ import streamlit as st
 from ui.layer_cache import ranking
 from ui.shared import available_lessons, current_image, current_image_key, current_model
 from vizlib.figures.common import topk_bar
+from vizlib.serving import display_jpeg
+
+#: Longest side of the photo as shown (half of the wide layout, twice that for sharp screens).
+PICTURE_SIDE = 1024
 
 st.title("CNN Lens")
 st.markdown("See what a real, pretrained convolutional network computes on **your** image, layer by layer.")
@@ -15,7 +19,8 @@ prediction = ranking(loaded, current_image_key(), image)  # shared with the CAM 
 
 left, right = st.columns([1, 1])
 with left:
-    st.image(image, caption=st.session_state.get("image_label"), width="stretch")
+    picture = display_jpeg(image, PICTURE_SIDE, key=current_image_key())  # encoded once per image, not per rerun
+    st.image(picture, caption=st.session_state.get("image_label"), width="stretch", output_format="JPEG")
 with right:
     st.subheader("Top-5 classes")
     st.plotly_chart(topk_bar(prediction.top[:5]), key="top5")

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 
 import streamlit as st
 
+from ui.jobs import background
 from ui.layer_cache import architecture_fields, fields_of, layer_activations
-from ui.shared import current_image, current_image_key, current_model, with_notices
+from ui.queues import heavy_queue
+from ui.shared import current_image, current_image_key, current_model
 from vizlib import activations, models
 from vizlib import receptive_field as R
 from vizlib.figures import receptive_field as FR
@@ -28,14 +30,6 @@ PRESETS: dict[str, tuple[list[int], list[int], list[int]] | None] = {
 
 
 # ------------------------------------------------------------------------------------------- cached work
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _erf(
-    model_name: str, image_key: str, layer: str, unit: tuple[int, int], channel: int | None, n_random: int,
-    _loaded, _image,
-) -> R.EffectiveReceptiveField:
-    return R.effective_receptive_field(_loaded, layer, _loaded.preprocess(_image), unit, channel, n_random=n_random)
 
 
 def _text(value: int | tuple[int, int]) -> str:
@@ -187,11 +181,14 @@ def _erf_section(loaded, image, image_key: str, picture, layer: str, unit: tuple
     if st.session_state.get("rf_erf_request") != request:
         st.info("Press the button to compute it (a few seconds for large networks on a CPU).")
         return
-    try:
-        with st.spinner("Back-propagating from the unit to every input pixel…"):
-            erf = with_notices(_erf, *request, loaded, image)
-    except (R.ReceptiveFieldError, ValueError) as exc:
-        st.error(str(exc))
+    # seconds of CPU on a large network: computed in the server's shared queue (its place, progress, Cancel)
+    erf = background(
+        heavy_queue(), "rf_erf", request,
+        lambda progress: R.effective_receptive_field(loaded, layer, loaded.preprocess(image), unit, channel,
+                                                     n_random=n_random),
+        label="Back-propagating from the unit to every input pixel", share=True,
+    )
+    if erf is None:
         return
     st.plotly_chart(FR.erf_figure(picture, erf), key="rf_erf")
     a, b, c = st.columns(3)

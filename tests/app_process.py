@@ -32,7 +32,8 @@ def free_port() -> int:
 
 
 def start_app(
-    log_path: Path, *options: str, env: Mapping[str, str] | None = None, timeout: float = 90.0
+    log_path: Path, *options: str, env: Mapping[str, str] | None = None, timeout: float = 90.0,
+    cwd: Path = ROOT, port: int | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """``streamlit run app.py`` on a free localhost port with the models on the CPU; returns (process, URL).
 
@@ -41,17 +42,19 @@ def start_app(
         *options: More ``streamlit run`` options, e.g. ``"--server.disconnectedSessionTTL", "10"``.
         env: More environment variables for the server.
         timeout: Seconds to wait for ``/_stcore/health``.
+        cwd: The app's folder (another checkout of the app, e.g. an older commit for a comparison).
+        port: The port (default: a free one).
 
     Raises:
         RuntimeError: The server exited or did not answer in time; the message ends with its log.
     """
-    port = free_port()
+    port = port or free_port()
     environ = dict(os.environ, CNN_LENS_DEVICE="cpu", PYTHONUNBUFFERED="1", **(env or {}))
     log = log_path.open("w")  # noqa: SIM115 - the server writes to it until it stops
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", *options],
-        cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
+        cwd=cwd, env=environ, stdout=log, stderr=subprocess.STDOUT,
     )
     log.close()  # the child has its own copy of the file
     url = f"http://127.0.0.1:{port}"

@@ -71,6 +71,13 @@ def test_opens_on_the_top_class_and_last_block_with_vizlib_maps_and_scores(lite0
         np.testing.assert_allclose(z, _strided(expected[method], fig), atol=1e-5, err_msg=method)
     # the maps come first, titled by method; one faithfulness score per map, the library's numbers, in the table
     assert titles == [cam.TITLES[m] for m in SHOWN]
+    # the scores are computed when asked for (the page says so), in the shared queue, then shown
+    assert not at.dataframe
+    assert "Not computed yet" in " ".join(c.value for c in at.main.caption)
+    at.button(key="job:cam_faithfulness:start").click().run()
+    assert not at.exception, at.exception
+    at.session_state["job:cam_faithfulness"]["job"].wait(60)
+    at.run()
     scores = cam.faithfulness(lite0, cat, target, expected)
     table = at.dataframe[0].value
     assert list(table["Method"]) == [cam.TITLES[m] for m in SHOWN]
@@ -155,7 +162,8 @@ def test_score_cam_runs_only_when_asked():
     at.multiselect(key="cam_methods").set_value(["gradcam", "scorecam"]).run()
     assert not at.exception, at.exception
     assert "Score-CAM runs one masked forward pass per channel" in at.warning[0].value
-    assert at.checkbox(key="cam_run::scorecam").value is False
+    assert at.button(key="job:cam_heavy:start").label == "Compute Score-CAM"
+    assert "job:cam_heavy" not in at.session_state  # nothing started
     titles = _panels(_figure(at, "cam_methods_figure"))[0]
     assert [t.split("<br>")[0] for t in titles] == ["Grad-CAM"]
 
@@ -194,6 +202,24 @@ def test_a_library_error_is_a_sentence_not_a_traceback(monkeypatch):
     assert "does not depend on the chosen layer (test)." in at.error[0].value
     assert not at.get("plotly_chart")
     st.cache_data.clear()
+
+
+def test_score_cam_runs_in_the_shared_queue_when_asked_and_joins_the_figure(lite0, cat):
+    at = _page()
+    target = models.classify(lite0, cat, 1).indices[0]
+    at.selectbox(key=LAYER_KEY).set_value("_conv_stem").run()  # 32 channels: a short job
+    at.multiselect(key="cam_methods").set_value(["gradcam", "scorecam"]).run()
+    at.button(key="job:cam_heavy:start").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["job:cam_heavy"]["job"]
+    assert job.label == f"Score-CAM of {lite0.categories[target]}"
+    assert job.wait(120)
+    at.run()
+    fig = _figure(at, "cam_methods_figure")
+    titles, drawn = _panels(fig)
+    assert [t.split("<br>")[0] for t in titles] == ["Grad-CAM", "Score-CAM"]
+    expected = cam.compute(lite0, cat, target, ("scorecam",), "_conv_stem")["scorecam"]
+    np.testing.assert_allclose(drawn[1], _strided(expected, fig), atol=1e-5)
 
 
 def test_guided_methods_say_when_the_network_is_not_made_of_rectifiers(monkeypatch):

@@ -199,6 +199,8 @@ def test_effective_field_on_demand_cached_and_equal_to_vizlib(loaded, photo, mon
     assert not calls and "Press the button" in at.info[0].value
     at.button(key="rf_erf_go").click().run()
     assert not at.exception, at.exception
+    at.session_state["job:rf_erf"]["job"].wait(120)  # computed in the shared job queue
+    at.run()
     assert calls == [LAYER]
     expected = real(loaded, LAYER, loaded.preprocess(photo), (5, 6), None, n_random=1)
     heats = [t for t in _figure(at, "rf_erf")["data"] if t["type"] == "heatmap"]

@@ -5,6 +5,8 @@
 * Every class of a (model, image), most probable first: one forward pass shared by the home page's top-5
   and the class-activation-map page's target picker.
 * A model's receptive fields, from its architecture alone: shared by the feature-map and receptive-field pages.
+* Figures by what they show (:func:`figure`): built once, then reused by every rerun and every session that
+  shows the same thing (a page's rerun after a job finishes, a classmate on the same sample photo).
 
 Every cached value is immutable (read-only arrays, frozen dataclasses, read-only mappings), so sessions can
 share it safely.
@@ -12,7 +14,7 @@ share it safely.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
 
 import streamlit as st
@@ -20,6 +22,7 @@ import streamlit as st
 from ui.shared import with_notices
 from vizlib import feature_maps, models
 from vizlib import receptive_field as R
+from vizlib.caching import LRUCache
 
 #: (model, image) pairs kept; one costs from about 25 MB (ResNet-18) to 110 MB (VGG-16).
 MAX_ENTRIES = 8
@@ -69,8 +72,22 @@ def fields_of(loaded: models.LoadedModel, every_layer: bool = False) -> Mapping[
     return architecture_fields(spec.name, every_layer, size)
 
 
+#: Figures kept (each from about 20 KB to 1 MB: a photo as PNG plus a map or two).
+FIGURES = 96
+_FIGURES: LRUCache = LRUCache(FIGURES)
+
+
+def figure(key: Hashable, build: Callable[[], object]) -> object:
+    """The figure for ``key`` (everything it shows: model, image key, layer, options), built once by ``build``.
+
+    The figure is shared read-only: pages pass it to ``st.plotly_chart``, which copies it.
+    """
+    return _FIGURES.get_or_create(key, build)
+
+
 def clear() -> None:
     """Forget every cached result (tests use it to count forward passes and architecture builds)."""
+    _FIGURES.clear()
     _compute.clear()
     _ranking.clear()
     _fields.clear()

@@ -21,11 +21,15 @@ import streamlit as st
 from ui import user_model
 from vizlib import images, models
 from vizlib.devices import collect_fallbacks, describe_device
+from vizlib.serving import display_jpeg
 
 T = TypeVar("T")
 
 #: Largest decoded image kept per session (longer side, pixels).
 SESSION_IMAGE_SIDE = 1024
+#: Longest side of the sidebar's thumbnail, pixels (the sidebar is about 300 CSS pixels wide; twice that for
+#: sharp screens).
+SIDEBAR_SIDE = 600
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ def set_image(image: Any, label: str) -> None:
     st.session_state["image"] = image
     st.session_state["image_label"] = label
     st.session_state["image_key"] = _image_key(image)
+    st.session_state.pop("image_lost", None)
 
 
 def current_image() -> Any:
@@ -252,6 +257,14 @@ def _sidebar_model() -> None:
 
 def _sidebar_image() -> None:
     source = st.sidebar.radio("Image", ["Gallery", "Upload", "Camera"], key="image_source", horizontal=True)
+    if source != "Gallery" and "image" not in st.session_state:
+        # A fresh session that already says "Upload"/"Camera": the browser reconnected to a server that
+        # doesn't hold its session (a replica stopped behind the proxy, or the server restarted) and brought
+        # its widgets back, not its image.
+        st.session_state["image_lost"] = True
+        # the uploader the browser brought back still lists the old file, which this server never received, and
+        # would ignore the same file chosen again: a fresh uploader instead
+        st.session_state["upload_key"] = "upload_again"
     if source == "Gallery":
         entries = {g.key: g for g in images.gallery()}
         key = st.sidebar.selectbox(
@@ -267,7 +280,8 @@ def _sidebar_image() -> None:
         # No `type=` filter: Streamlit would answer a wrong extension with an exception instead of a sentence;
         # load_image reads the content, whatever the name, and explains what it can't use.
         upload = st.sidebar.file_uploader(
-            "Your image (JPEG, PNG, GIF, BMP, TIFF, WebP)", key="upload", max_upload_size=images.MAX_BYTES // 2**20
+            "Your image (JPEG, PNG, GIF, BMP, TIFF, WebP)", key=st.session_state.get("upload_key", "upload"),
+            max_upload_size=images.MAX_BYTES // 2**20,
         )
         if upload is not None:
             _take_bytes(f"upload:{upload.file_id}", upload.getvalue(), upload.name)
@@ -275,8 +289,14 @@ def _sidebar_image() -> None:
         shot = st.sidebar.camera_input("Camera snapshot", key="camera")
         if shot is not None:
             _take_bytes(f"camera:{shot.file_id}", shot.getvalue(), "camera snapshot")
+    if st.session_state.get("image_lost"):
+        st.sidebar.info("The server that held your session changed or restarted and did not keep your image: "
+                        "choose your image again. Until then the pages show the sample photo.",
+                        icon=":material/sync_problem:")
     current_image()
-    st.sidebar.image(st.session_state["image"], caption=st.session_state.get("image_label"), width="stretch")
+    # encoded once per image at the sidebar's size, not on every rerun (vizlib.serving.pictures)
+    thumbnail = display_jpeg(st.session_state["image"], SIDEBAR_SIDE, key=st.session_state["image_key"])
+    st.sidebar.image(thumbnail, caption=st.session_state.get("image_label"), width="stretch", output_format="JPEG")
 
 
 def _take_bytes(origin: str, data: bytes, label: str) -> None:

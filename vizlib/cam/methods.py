@@ -29,7 +29,7 @@ parameters keep ``requires_grad=False``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import ClassVar
 
@@ -80,12 +80,23 @@ class Evidence:
         node: The fx node of the chosen layer.
     """
 
-    def __init__(self, loaded: LoadedModel, x: torch.Tensor, target: int, node: fx.Node, *, need_grad: bool):
+    def __init__(
+        self, loaded: LoadedModel, x: torch.Tensor, target: int, node: fx.Node, *, need_grad: bool,
+        progress: Callable[[float, str], None] | None = None,
+    ):
         self.loaded = loaded
         self.x = x
         self.target = target
         self.node = node
         self._need_grad = need_grad
+        self._progress = progress
+        self._span = (0.0, 1.0)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        """Tell the caller's progress callback how far the current method got (0..1); it may raise to cancel."""
+        if self._progress is not None:
+            lo, hi = self._span
+            self._progress(lo + (hi - lo) * min(max(fraction, 0.0), 1.0), message)
 
     @cached_property
     def _layer_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -228,6 +239,8 @@ class ScoreCAM(Explainer):
             with evidence.loaded.shared(), torch.no_grad():
                 logits = model(x * masks)
             weights[index] = torch.softmax(logits.float(), dim=1)[:, evidence.target].to(a.dtype)
+            done = start + len(index)
+            evidence.report(done / active.numel(), f"{done} of {active.numel()} channels")
         return torch.relu(_weighted(weights, a))
 
 
@@ -406,6 +419,8 @@ def compute(
     target: int,
     methods: Sequence[str] = ("gradcam",),
     layer: str | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Class activation maps of ``image`` for class ``target``, one per method.
 
@@ -416,6 +431,8 @@ def compute(
         methods: Names from :data:`METHODS`, e.g. ``("gradcam", "layercam")``.
         layer: A module name (``"layer4"``, any of :func:`vizlib.activations.conv_layers`) or fx node
             name; ``None`` picks the last convolutional block (:func:`default_layer`).
+        progress: Called as ``progress(fraction, message)`` between methods and, for Score-CAM, between
+            batches (e.g. a :class:`vizlib.jobs.Progress`, whose cancel raises from it).
 
     Returns:
         ``{method: map}`` in the order asked; each map ``H x W`` float32 in ``[0, 1]``, 1 where the
@@ -438,8 +455,13 @@ def compute(
         if "cam" in names:
             cam_graph.linear_head(graph, node)  # fail before any work
         need_grad = any(_REGISTRY[name].needs_gradient for name in names)
-        evidence = Evidence(lm, x if lm is loaded else lm.preprocess(image), target, node, need_grad=need_grad)
-        raw = {name: _REGISTRY[name].explain(evidence) for name in names}
+        evidence = Evidence(lm, x if lm is loaded else lm.preprocess(image), target, node, need_grad=need_grad,
+                            progress=progress)
+        raw = {}
+        for i, name in enumerate(names):
+            evidence._span = (i / len(names), (i + 1) / len(names))
+            evidence.report(0.0, TITLES[name])
+            raw[name] = _REGISTRY[name].explain(evidence)
         return {name: _finish(raw[name], size, _REGISTRY[name].clip_outliers) for name in names}
 
     return run_with_cpu_fallback(loaded, run)  # type: ignore[return-value]

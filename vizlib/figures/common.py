@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
+from vizlib.caching import LRUCache
+
 __all__ = ["image_figure", "picture_trace", "png_data_uri", "topk_bar"]
 
 
+#: Data URIs of recent pictures by content: a page redraws the same photo in several figures and on every rerun.
+_URIS: LRUCache[tuple[bytes, tuple[int, ...]], str] = LRUCache(64)
+
+
 def png_data_uri(image: np.ndarray) -> str:
-    """An RGB uint8 image as a ``data:image/png;base64,...`` URI, for ``go.Image(source=...)``."""
+    """An RGB uint8 image as a ``data:image/png;base64,...`` URI, for ``go.Image(source=...)``.
+
+    Encoded once per picture content (hashing it costs a small fraction of encoding it).
+    """
     from vizlib.encoding import encode_png  # here, not at the top: figures that draw no photo need no cv2
 
-    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
+    image = np.ascontiguousarray(image)
+    key = (hashlib.blake2b(image.data, digest_size=16).digest(), image.shape)
+    return _URIS.get_or_create(
+        key, lambda: "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
+    )
 
 
 def picture_trace(image: np.ndarray, *, stride: int = 1, **kwargs) -> go.Image:
