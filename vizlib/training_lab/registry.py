@@ -39,17 +39,24 @@ _TITLES = {
 }
 
 
-def read_card(name: str, folder: Path = CHECKPOINT_DIR) -> dict | None:
-    """The model card of a reference run, or ``None`` if it is not there."""
-    path = card_path(name, folder)
+def read_card(name: str, folder: Path | None = None) -> dict | None:
+    """The model card of a reference run (the shipped one unless ``folder`` is given), or ``None`` if absent."""
+    if folder is None:
+        from vizlib._paths import shipped_file
+
+        path = shipped_file(card_path(name).name)
+    else:
+        path = card_path(name, folder)
     if not path.is_file():
         return None
     return json.loads(path.read_text())
 
 
 def weights_path(name: str) -> Path:
-    """The shipped checkpoint ``checkpoints/<name>.pth``."""
-    return checkpoint_path(name)
+    """The shipped checkpoint ``checkpoints/<name>.pth`` (in a checkout, or inside an installed package)."""
+    from vizlib._paths import shipped_file
+
+    return shipped_file(checkpoint_path(name).name)
 
 
 def categories() -> list[str]:
