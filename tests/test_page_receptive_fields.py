@@ -224,3 +224,18 @@ def test_a_model_that_cannot_be_traced_gets_a_message(monkeypatch):
     assert "can't be traced" in at.error[0].value and "Pick another model" in at.error[0].value
     assert _metrics(at)["Stack's receptive field"] == "4 inputs"  # the dilation demo still works
     assert "Receptive field" not in _metrics(at)
+
+
+def test_any_error_of_the_effective_field_is_a_sentence_and_the_page_stays(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the gradient could not be computed (test)")
+
+    monkeypatch.setattr(R, "effective_receptive_field", broken)
+    at = _page()
+    _pick(at, LAYER, (5, 6))
+    at.button(key="rf_erf_go").click().run()
+    at.session_state["job:rf_erf"]["job"].wait(60)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("the gradient could not be computed (test)" in e.value for e in at.error)
+    assert "Receptive field" in _metrics(at)  # the rest of the page is still there
