@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -123,6 +124,32 @@ async def _scenario(url: str, replicas: list[str], uploads: list[Path], stop_fir
 
 
 @pytest.mark.timeout(480)
+def _static_twice(proxy: str, replica: str) -> dict:
+    """One frontend file fetched twice through the proxy, and once from a replica directly."""
+    html = urllib.request.urlopen(replica, timeout=10).read().decode()
+    path = "/" + re.search(r'src="\.?/?(static/js/[^"]+)"', html).group(1)
+    answers = []
+    for _ in range(2):
+        with urllib.request.urlopen(proxy + path, timeout=10) as resp:
+            answers.append((resp.read(), resp.headers.get_all("Set-Cookie") or []))
+    with urllib.request.urlopen(replica + path, timeout=10) as resp:
+        direct = resp.read()
+    return {"path": path, "answers": answers, "direct": direct}
+
+
+def _assert_frontend_cached(log: Path, fetched: dict) -> None:
+    """HAProxy answered the frontend's files from its cache: same bytes, no cookie, most browsers' requests."""
+    assert len(fetched["direct"]) > 10_000
+    assert [body for body, _ in fetched["answers"]] == [fetched["direct"]] * 2
+    assert fetched["answers"][1][1] == [], "a cached answer must not carry another browser's SERVERID cookie"
+    lines = [line for line in log.read_text().splitlines() if '"GET /static/' in line]
+    by_cache = [line for line in lines if "cnn_lens/<CACHE>" in line]
+    last = next(line for line in reversed(lines) if fetched["path"] in line)
+    assert "cnn_lens/<CACHE>" in last, last
+    # Ten browsers load the same files; only the first requests of each file (some at once) reach a replica.
+    assert len(by_cache) > len(lines) / 2, f"{len(by_cache)} of {len(lines)} frontend requests from HAProxy's cache"
+
+
 def test_haproxy_spreads_one_address_over_two_replicas_and_fails_over(lite0, tmp_path):
     assert Path(HAPROXY).exists(), "haproxy is missing: apt-get install haproxy (.ci/run does)"
     env = {"STREAMLIT_SERVER_COOKIE_SECRET": COOKIE_SECRET}
@@ -144,6 +171,7 @@ def test_haproxy_spreads_one_address_over_two_replicas_and_fails_over(lite0, tmp
             return "app1"
 
         seen = asyncio.run(_scenario(f"http://{listen}", [url1, url2], uploads, stop_first))
+        fetched = _static_twice(f"http://{listen}", url2)
     finally:
         proxy.terminate()
         proxy.wait(10)
@@ -152,6 +180,7 @@ def test_haproxy_spreads_one_address_over_two_replicas_and_fails_over(lite0, tmp
             if proc.poll() is None:
                 stop_app(proc)
 
+    _assert_frontend_cached(tmp_path / "haproxy.log", fetched)
     servers = [server for _, server in seen["first"]]
     assert set(servers) == {"app1", "app2"}, f"SERVERID cookies {servers}: both replicas must serve sessions"
     assert [top1 for top1, _ in seen["first"]] == expected, "each session sees its own image's top-1"
