@@ -22,8 +22,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SESSIONS = 30
 #: Seconds between session starts: all thirty are open and working at once after a ramp of about 9 s.
 STAGGER = 0.3
-STEP_TIMEOUT = 300.0
-TOTAL_TIMEOUT = 480.0
+#: Generous safety nets, not targets (bench_load.py measures the times): on a quiet 2-core machine the thirty
+#: sessions (thirty headless Chromium pages and the server on the same two cores) finish in about 5 minutes; a
+#: CI run on a busier machine went past 480 s with every session right.
+STEP_TIMEOUT = 600.0
+TOTAL_TIMEOUT = 900.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
