@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vizlib.concurrency import GRAPH_LOCK, RWLock
+from vizlib.concurrency import COMPUTE_SLOTS, GRAPH_LOCK, RWLock
 from vizlib.devices import DeviceFallbackWarning, is_oom, report_fallback
 
 if TYPE_CHECKING:
@@ -161,6 +161,11 @@ def run_with_cpu_fallback(loaded: LoadedModel, fn: Callable[[LoadedModel], objec
     The fallback is reported to the caller's :func:`vizlib.devices.collect_fallbacks` (the app shows it to that
     session only) and as a :class:`vizlib.devices.DeviceFallbackWarning` for scripts and notebooks.
     """
+    with COMPUTE_SLOTS.slot():  # a pass of a request waits its turn when every core is busy with others
+        return _run_or_fall_back(loaded, fn)
+
+
+def _run_or_fall_back(loaded: LoadedModel, fn: Callable[[LoadedModel], object]) -> object:
     try:
         return fn(loaded)
     except Exception as exc:
@@ -170,7 +175,7 @@ def run_with_cpu_fallback(loaded: LoadedModel, fn: Callable[[LoadedModel], objec
         torch.cuda.empty_cache()
     message = f"The GPU ran out of memory; {loaded.name} ran on the CPU for this request."
     report_fallback(message)  # to this request's own collector (the app's session), never a global list
-    warnings.warn(DeviceFallbackWarning(message), stacklevel=2)  # for notebook and script users
+    warnings.warn(DeviceFallbackWarning(message), stacklevel=3)  # for notebook and script users
     return fn(loaded.cpu_twin())
 
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from vizlib.concurrency import COMPUTE_SLOTS
+
 __all__ = [
     "Job",
     "JobBusyError",
@@ -267,6 +269,7 @@ class JobQueue:
             thread.start()
 
     def _work(self) -> None:
+        COMPUTE_SLOTS.exempt_thread()
         while True:
             with self._cond:
                 while not self._waiting:
