@@ -340,6 +340,29 @@ def test_page_methods_share_one_forward_and_one_backward(monkeypatch, rng):
     assert all(p.grad is None and not p.requires_grad for p in net.parameters())
 
 
+def test_shared_pass_out_of_memory_falls_back_to_the_cpu(monkeypatch, rng):
+    from vizlib import devices
+
+    loaded = make_loaded(tiny_convnet(4), 16)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    expected = cam.compute(loaded, image, 1, PAGE_FAST)
+    real = cam_methods.Evidence._shared_pass
+    calls: list[str] = []
+
+    def out_of_memory_once(self, *, layer):
+        calls.append(self.loaded.name)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, layer=layer)
+
+    monkeypatch.setattr(cam_methods.Evidence, "_shared_pass", out_of_memory_once)
+    with pytest.warns(devices.DeviceFallbackWarning):
+        got = cam.compute(loaded, image, 1, PAGE_FAST)
+    assert len(calls) == 2 and list(got) == list(PAGE_FAST)
+    for name in PAGE_FAST:
+        np.testing.assert_array_equal(got[name], expected[name])
+
+
 # ----------------------------------------------------------------------------- shapes and ranges
 
 
