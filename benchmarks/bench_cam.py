@@ -20,6 +20,12 @@ reported and skipped.
 
 Run: python benchmarks/bench_cam.py [--threads N] [--rounds R] [--device cpu|cuda] [--clock wall|cpu]
 (--clock cpu --threads 1 times the CPU work of the benchmark thread: steady on a machine shared with other jobs.)
+
+python benchmarks/bench_cam.py --shared-pass [--rounds R] (issue 15) instead compares, on the registry's
+EfficientNet-Lite0 with one torch thread and the CPU clock, the page's default methods (Grad-CAM, Grad-CAM++,
+LayerCAM, Saliency) computed the old way (one forward and backward to the layer for the three layer methods,
+then Captum's ``Saliency``: a forward and a backward of its own) against one ``cam.compute`` call, where they
+share one forward pass and one backward pass. The maps of both ways are compared (largest difference).
 """
 
 from __future__ import annotations
@@ -127,6 +133,65 @@ def _time(fn: Callable[[], object], sync: bool, clock: Callable[[], float]) -> f
     return clock() - start
 
 
+PAGE_METHODS = ("gradcam", "gradcam++", "layercam", "saliency")  # pages/cam.py DEFAULT_METHODS
+
+
+def _separate_passes(loaded: models.LoadedModel, image: np.ndarray, target: int) -> dict[str, np.ndarray]:
+    """The page's default methods as vizlib computed them before the shared pass: the layer methods from the
+    split network (backward to the layer only), then Captum's Saliency with its own forward and backward."""
+    from captum.attr import Saliency
+
+    from vizlib.cam import graph as cam_graph
+    from vizlib.cam import methods as cam_methods
+
+    x = loaded.preprocess(image)
+    node = cam_graph.resolve_layer(cam_graph.traced(loaded), cam.default_layer(loaded))
+    evidence = cam.Evidence(loaded, x, target, node, need_grad=True)
+    raw = {name: cam_methods._REGISTRY[name].explain(evidence) for name in PAGE_METHODS[:3]}
+    with loaded.shared():
+        attribution = Saliency(loaded.model).attribute(x.clone().requires_grad_(), target=target, abs=True)
+    raw["saliency"] = attribution.detach()[0].abs().amax(dim=0)
+    size = (int(image.shape[0]), int(image.shape[1]))
+    return {name: cam_methods._finish(raw[name], size, name == "saliency") for name in PAGE_METHODS}
+
+
+def shared_pass(rounds: int) -> None:
+    """Issue 15: the page's default methods, separate passes against the shared one, CPU time, one thread."""
+    from vizlib.images import fit_image, load_gallery_image
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    loaded = models.load_model("efficientnet_lite0", device="cpu")
+    image = fit_image(load_gallery_image("goldfish"), 1024)  # a session's image is fitted to 1024 px
+    target = models.classify(loaded, image, 1).indices[0]
+    old = _separate_passes(loaded, image, target)
+    new = cam.compute(loaded, image, target, PAGE_METHODS)
+    diff = {name: float(np.abs(old[name] - new[name]).max()) for name in PAGE_METHODS}
+    rows: dict[str, Callable[[], object]] = {
+        "separate passes (before)": lambda: _separate_passes(loaded, image, target),
+        "one shared pass (cam.compute)": lambda: cam.compute(loaded, image, target, PAGE_METHODS),
+        "layer methods alone (cam.compute)": lambda: cam.compute(loaded, image, target, PAGE_METHODS[:3]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for round_ in range(rounds + 2):
+        for name, fn in rows.items():
+            seconds = _time(fn, False, time.thread_time)
+            if round_ >= 2:  # two warm-up rounds
+                times[name].append(seconds)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  machine: {_machine()}")
+    print(f"load average: {load}  EfficientNet-Lite0, image {image.shape[1]}x{image.shape[0]} "
+          f"(network input 224x224), layer {cam.default_layer(loaded)}, {rounds} interleaved rounds, CPU clock")
+    print(f"{'':<36}{'median ms':>10}{'x shared [IQR]':>22}")
+    base = "one shared pass (cam.compute)"
+    for name, t in times.items():
+        ratios = [a / b for a, b in zip(t, times[base], strict=True)]
+        q1, q2, q3 = statistics.quantiles(ratios, n=4)
+        print(f"{name:<36}{statistics.median(t) * 1000:>10.1f}{f'{q2:.2f} [{q1:.2f}-{q3:.2f}]':>22}")
+    print("largest difference between the maps of both ways: "
+          + ", ".join(f"{cam.TITLES[k]} {v:.1e}" for k, v in diff.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -139,7 +204,12 @@ def main() -> None:
         help="cpu: CPU time of the benchmark thread (needs --threads 1 on the CPU); steadier than wall time "
         "on a machine shared with other work",
     )
+    parser.add_argument("--shared-pass", action="store_true",
+                        help="issue 15: the page's default methods, separate passes against the shared pass")
     args = parser.parse_args()
+    if args.shared_pass:
+        shared_pass(args.rounds)
+        return
     if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
         parser.error("--clock cpu measures the calling thread only: use it with --threads 1 --device cpu")
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter

@@ -221,6 +221,148 @@ def test_five_gradient_cams_share_one_forward_and_one_layer_gradient(monkeypatch
     assert all(p.grad is None and not p.requires_grad for p in net.parameters())
 
 
+#: The page's default methods (pages/cam.py DEFAULT_METHODS): three layer methods and Saliency.
+PAGE_FAST = ("gradcam", "gradcam++", "layercam", "saliency")
+
+
+def _inplace_net(seed: int) -> nn.Sequential:
+    """The layer "3" (a conv) is followed by an in-place ReLU: the shared pass must keep the layer's own values."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5),
+    )
+
+
+def _evidence(loaded: models.LoadedModel, image: np.ndarray, target: int, layer: str, *,
+              input_grad: bool) -> cam.Evidence:
+    node = cam_graph.resolve_layer(cam_graph.traced(loaded), layer)
+    evidence = cam.Evidence(loaded, loaded.preprocess(image), target, node, need_grad=True)
+    evidence._need_input_grad = input_grad
+    return evidence
+
+
+def test_shared_pass_gradients_exact():
+    """The flat net by hand: d logit[0] / dA is (G0, G1); the picker conv copies R and G into A, so
+    d logit[0] / dx is (G0, G1, 0) (the network sees raw pixel values: mean 0, std 1/255)."""
+    evidence = _evidence(make_loaded(_flat_net(), 2), _image(), 0, "0", input_grad=True)
+    expected_layer = torch.tensor(np.stack([G0, G1]), dtype=torch.float32)
+    torch.testing.assert_close(evidence.gradient, expected_layer, rtol=0, atol=1e-6)
+    torch.testing.assert_close(evidence.activation, torch.tensor(np.stack([R, G]), dtype=torch.float32))
+    expected_input = torch.tensor(np.stack([G0, G1, np.zeros((2, 2))]), dtype=torch.float32)
+    torch.testing.assert_close(evidence.input_gradient, expected_input, rtol=0, atol=1e-6)
+    # Saliency's raw map is max_c |d logit / d x_c| = max(|G0|, |G1|).
+    torch.testing.assert_close(cam_methods.Saliency().explain(evidence),
+                               torch.tensor(np.maximum(abs(G0), abs(G1)), dtype=torch.float32), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("make", "layer"), [(tiny_convnet, "4"), (tiny_convnet, "3"), (_inplace_net, "3")])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_shared_pass_matches_separate_torch_gradients(make, layer, seed, rng):
+    """The layer's activation and gradient and the input's gradient from the one shared pass equal those of
+    a separate pass of the plain ``nn.Sequential`` split by hand (layer "i" is ``net[: i + 1]``)."""
+    net = make(seed)
+    loaded = make_loaded(net, 16)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    target = 3
+    evidence = _evidence(loaded, image, target, layer, input_grad=True)
+    cut = int(layer) + 1
+    x = loaded.preprocess(image).clone().requires_grad_(True)
+    activation = net[:cut](x)
+    kept = activation.detach().clone()  # before an in-place ReLU after the layer overwrites it
+    (d_layer, d_input) = torch.autograd.grad(net[cut:](activation.clone())[0, target], [activation, x])
+    torch.testing.assert_close(evidence.activation, kept[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(evidence.gradient, d_layer[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(evidence.input_gradient, d_input[0], rtol=1e-6, atol=1e-6)
+    assert evidence.input_gradient.abs().sum() > 0 and evidence.gradient.abs().sum() > 0
+    # ... and the layer-only split pass (the gradient CAMs without Saliency) gives the same layer values.
+    alone = _evidence(loaded, image, target, layer, input_grad=False)
+    torch.testing.assert_close(alone.activation, evidence.activation, rtol=0, atol=0)
+    torch.testing.assert_close(alone.gradient, evidence.gradient, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 11])
+def test_saliency_equals_captum_saliency(seed, rng):
+    from captum.attr import Saliency as CaptumSaliency
+
+    net = _inplace_net(seed)
+    loaded = make_loaded(net, 16)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    target = seed % 5
+    x = loaded.preprocess(image).clone().requires_grad_(True)
+    theirs = CaptumSaliency(net).attribute(x, target=target, abs=True).detach()[0].abs().amax(dim=0)
+    ours = cam_methods.Saliency().explain(_evidence(loaded, image, target, "3", input_grad=True))
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    expected = cam_methods._finish(theirs, (16, 16), clip=True)
+    for methods in (("saliency",), PAGE_FAST, ("gradcam", "gradcam++", "xgradcam", "layercam", "saliency")):
+        _close(cam.compute(loaded, image, target, methods, layer="3")["saliency"], expected)
+
+
+@pytest.mark.parametrize("make", [tiny_convnet, _inplace_net])
+def test_layer_methods_unchanged_when_saliency_shares_their_pass(make, rng):
+    loaded = make_loaded(make(2), 16)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for layer in ("3", "4"):
+        layer_methods = cam.GRADIENT_CAMS if layer == "4" else cam.GRADIENT_CAMS[1:]  # "cam" needs the GAP head
+        alone = cam.compute(loaded, image, 1, layer_methods, layer=layer)
+        shared = cam.compute(loaded, image, 1, layer_methods + ("saliency",), layer=layer)
+        for name in layer_methods:
+            np.testing.assert_allclose(shared[name], alone[name], rtol=0, atol=1e-6, err_msg=f"{name} at {layer}")
+    flat = cam.compute(make_loaded(_flat_net(), 2), _image(), 0, ("gradcam", "layercam", "saliency"), layer="0")
+    _close(flat["gradcam"], np.array([[1 / 3, 0.0], [0.5, 1.0]]))  # the hand-worked values above
+    _close(flat["layercam"], np.array([[0.0, 1 / 7], [0.0, 1.0]]))
+
+
+def test_page_methods_share_one_forward_and_one_backward(monkeypatch, rng):
+    net = tiny_convnet(1)
+    loaded = make_loaded(net, 16)
+    calls = {"forward": 0, "first_grad": [], "autograd": 0}
+
+    def first(module, inputs, output):  # counts forward passes through the first conv
+        calls["forward"] += 1
+        calls["first_grad"].append(output.requires_grad)
+
+    net[0].register_forward_hook(first)
+    real_grad = torch.autograd.grad
+
+    def counting_grad(*args, **kwargs):
+        calls["autograd"] += 1
+        return real_grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counting_grad)
+    cam_graph.tap_module(loaded, cam_graph.resolve_layer(cam_graph.traced(loaded), "4"))  # build outside count
+    calls.update(forward=0, first_grad=[])
+    maps = cam.compute(loaded, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), 2, PAGE_FAST, layer="4")
+    assert list(maps) == list(PAGE_FAST)
+    assert calls["forward"] == 1, "one forward pass for the layer methods and Saliency"
+    assert calls["autograd"] == 1, "one backward pass for both gradients"
+    assert calls["first_grad"] == [True], "the input's gradient is recorded in that pass"
+    assert all(p.grad is None and not p.requires_grad for p in net.parameters())
+
+
+def test_shared_pass_out_of_memory_falls_back_to_the_cpu(monkeypatch, rng):
+    from vizlib import devices
+
+    loaded = make_loaded(tiny_convnet(4), 16)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    expected = cam.compute(loaded, image, 1, PAGE_FAST)
+    real = cam_methods.Evidence._shared_pass
+    calls: list[str] = []
+
+    def out_of_memory_once(self, *, layer):
+        calls.append(self.loaded.name)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, layer=layer)
+
+    monkeypatch.setattr(cam_methods.Evidence, "_shared_pass", out_of_memory_once)
+    with pytest.warns(devices.DeviceFallbackWarning):
+        got = cam.compute(loaded, image, 1, PAGE_FAST)
+    assert len(calls) == 2 and list(got) == list(PAGE_FAST)
+    for name in PAGE_FAST:
+        np.testing.assert_array_equal(got[name], expected[name])
+
+
 # ----------------------------------------------------------------------------- shapes and ranges
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "linear_head",
     "resolve_layer",
     "split_module",
+    "tap_module",
     "traced",
     "unguided_activations",
 ]
@@ -301,23 +302,38 @@ def split_module(loaded: LoadedModel, node: fx.Node) -> fx.GraphModule:
     activation)`` back-propagates through that part alone. The leaf keeps the layer's own values even
     when the next operation works in place (a ``ReLU(inplace=True)`` after a convolution).
     """
+    return _tapped(loaded, node, cut=True)
+
+
+def tap_module(loaded: LoadedModel, node: fx.Node) -> fx.GraphModule:
+    """A GraphModule returning ``(activation, logits)`` in one forward pass, the autograd history kept whole.
+
+    Unlike :func:`split_module`, ``activation`` stays a node of the autograd graph: with the input
+    requiring grad, one ``torch.autograd.grad(logits[0, c], [activation, input])`` gives the layer's
+    gradient and the input's from the same backward pass. The rest of the network runs from a clone of
+    ``activation``, so an in-place operation after the layer leaves the returned values as they were.
+    """
+    return _tapped(loaded, node, cut=False)
+
+
+def _tapped(loaded: LoadedModel, node: fx.Node, *, cut: bool) -> fx.GraphModule:
     graph = traced(loaded)
 
     def build() -> fx.GraphModule:
         new = fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
-        leaf = None
+        tap = None
         for old in graph.gm.graph.nodes:
             if old.op == "output":
-                new.output((leaf, fx.graph.map_arg(old.args[0], lambda n: env[n])))
+                new.output((tap, fx.graph.map_arg(old.args[0], lambda n: env[n])))
                 continue
             env[old] = new.node_copy(old, lambda n: env[n])
             if old is node:
-                leaf = new.call_function(_grad_leaf, (env[old],))
-                env[old] = new.call_method("clone", (leaf,))
-        return fx.GraphModule(graph.gm, new, "CAMSplit").eval()
+                tap = new.call_function(_grad_leaf, (env[old],)) if cut else env[old]
+                env[old] = new.call_method("clone", (tap,))
+        return fx.GraphModule(graph.gm, new, "CAMSplit" if cut else "CAMTap").eval()
 
-    return _cached(loaded, ("split", node.name), build)
+    return _cached(loaded, ("split" if cut else "tap", node.name), build)
 
 
 def captum_module(loaded: LoadedModel, node: fx.Node) -> fx.GraphModule:

@@ -6,12 +6,15 @@ the image passed in. The methods fall into three groups:
 * From the chosen layer's activations ``A`` (``K x h x w``) and the gradient ``G`` of the target's
   score (its logit) with respect to them: ``"cam"``, ``"gradcam"``, ``"gradcam++"``, ``"xgradcam"``,
   ``"layercam"``. However many of these are asked for, one call runs one forward pass and one
-  gradient, and that gradient goes back from the logit to the layer only: the network is split at the
-  layer (:func:`vizlib.cam.graph.split_module`), nothing flows to the input or into the weights.
+  gradient. Unless ``"saliency"`` is asked too, that gradient goes back from the logit to the layer
+  only: the network is split at the layer (:func:`vizlib.cam.graph.split_module`), nothing flows to the
+  input; never into the weights.
 * ``"scorecam"``: each channel of ``A``, upsampled and scaled to ``[0, 1]``, masks the input; the
   target's probability on the masked image weighs the channel (batched forward passes, no gradient).
-* From gradients at the input, by Captum: ``"saliency"``, ``"integrated_gradients"``,
-  ``"guided_backprop"``, ``"guided_gradcam"``.
+* From gradients at the input: ``"saliency"`` (Captum's ``Saliency``, computed here: when the call
+  also asks for layer methods, the forward pass runs with the input requiring grad and one backward
+  pass gives the layer's gradient and the input's together, see :func:`vizlib.cam.graph.tap_module`),
+  and by Captum ``"integrated_gradients"``, ``"guided_backprop"``, ``"guided_gradcam"``.
 
 Every map is computed at its own resolution (the layer's or the network input's), resized to the
 image with bilinear interpolation and scaled so its minimum is 0 and its maximum 1 (a map that is
@@ -19,7 +22,7 @@ the same everywhere comes back as zeros). The rectified methods clip negative ev
 "cam" keeps its sign, as in Zhou et al. The input-gradient maps are clipped at their 99th
 percentile first so a few extreme pixels don't wash out the rest.
 
-Thread safety: the layer split and Score-CAM only run plain forward passes on separate
+Thread safety: the layer split, the tapped network and Score-CAM only run plain forward passes on separate
 GraphModules that share the parameters (``loaded.shared()``); guided backpropagation attaches
 Captum's hooks to a wrapper of the model under ``loaded.exclusive()`` and removes them before it
 returns, even on error. The shared model itself never gets a hook, never changes mode and its
@@ -89,6 +92,7 @@ class Evidence:
         self.target = target
         self.node = node
         self._need_grad = need_grad
+        self._need_input_grad = False  # compute() sets it when a method reads input_gradient
         self._progress = progress
         self._span = (0.0, 1.0)
 
@@ -99,7 +103,9 @@ class Evidence:
             self._progress(lo + (hi - lo) * min(max(fraction, 0.0), 1.0), message)
 
     @cached_property
-    def _layer_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _layer_pass(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if self._need_input_grad:
+            return self._shared_pass(layer=self._need_grad)
         split = cam_graph.split_module(self.loaded, self.node)
         with self.loaded.shared(), torch.set_grad_enabled(self._need_grad):
             activation, logits = split(self.x)
@@ -109,7 +115,27 @@ class Evidence:
                 if not score.requires_grad:
                     raise LayerError(f"The output of {self.loaded.name} does not depend on the chosen layer.")
                 (gradient,) = torch.autograd.grad(score, activation)
-        return activation.detach()[0], gradient if gradient is None else gradient[0]
+        return activation.detach()[0], gradient if gradient is None else gradient[0], None
+
+    def _shared_pass(self, *, layer: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """One forward pass with the input requiring grad and one backward pass from the target's logit to
+        the layer (when ``layer``) and the input together: ``(A, dlogit/dA or None, dlogit/dx)``, batch dropped."""
+        x = self.x.detach().clone().requires_grad_(True)
+        tap = cam_graph.tap_module(self.loaded, self.node)
+        with self.loaded.shared(), torch.enable_grad():  # no hooks: gradients of a plain forward pass
+            activation, logits = tap(x)
+            score = logits[0, self.target]
+            wanted = [activation, x] if layer else [x]
+            live = [t for t in wanted if t.requires_grad] if score.requires_grad else []
+            grads = torch.autograd.grad(score, live, allow_unused=True) if live else ()
+        found = {id(t): g for t, g in zip(live, grads, strict=True)}
+        gradient = found.get(id(activation)) if layer else None
+        if layer and gradient is None:
+            raise LayerError(f"The output of {self.loaded.name} does not depend on the chosen layer.")
+        input_gradient = found.get(id(x))
+        if input_gradient is None:  # the output does not depend on the input: a flat map
+            input_gradient = torch.zeros_like(x)
+        return activation.detach()[0], None if gradient is None else gradient[0], input_gradient[0]
 
     @property
     def activation(self) -> torch.Tensor:
@@ -123,6 +149,19 @@ class Evidence:
         if gradient is None:
             raise RuntimeError("This Evidence was built without the layer gradient.")
         return gradient
+
+    @property
+    def input_gradient(self) -> torch.Tensor:
+        """``d logit[target] / dx``, ``C x H x W``, from the same forward and backward pass as :attr:`activation`
+        and :attr:`gradient` when asked before them (as :func:`compute` arranges), else from a pass of its own."""
+        if "_layer_pass" not in self.__dict__:
+            self._need_input_grad = True
+        gradient = self._layer_pass[2]
+        return gradient if gradient is not None else self._input_pass
+
+    @cached_property
+    def _input_pass(self) -> torch.Tensor:
+        return self._shared_pass(layer=False)[2]
 
     @cached_property
     def head_weights(self) -> torch.Tensor:
@@ -138,6 +177,8 @@ class Explainer(ABC):
     title: ClassVar[str]
     #: Whether it reads :attr:`Evidence.gradient` (all such methods share one gradient per call).
     needs_gradient: ClassVar[bool] = False
+    #: Whether it reads :attr:`Evidence.input_gradient` (shared with the layer gradient's pass).
+    needs_input_gradient: ClassVar[bool] = False
     #: Whether to clip the raw map at its 99th percentile before scaling (input-gradient maps).
     clip_outliers: ClassVar[bool] = False
 
@@ -252,20 +293,17 @@ def _channel_max_abs(attribution: torch.Tensor) -> torch.Tensor:
 
 
 class Saliency(Explainer):
-    """Simonyan et al. 2014 (Captum ``Saliency``): ``max_c |d logit / d x_c|`` per pixel."""
+    """Simonyan et al. 2014 (as Captum's ``Saliency`` with ``abs=True``): ``max_c |d logit / d x_c|`` per pixel.
+
+    The input gradient comes from the backward pass the layer methods of the same call use."""
 
     name = "saliency"
     title = "Saliency"
     clip_outliers = True
+    needs_input_gradient = True
 
     def explain(self, evidence: Evidence) -> torch.Tensor:
-        from captum.attr import Saliency as CaptumSaliency
-
-        with evidence.loaded.shared():  # Saliency attaches nothing: gradients of a plain forward pass
-            attribution = CaptumSaliency(evidence.loaded.model).attribute(
-                evidence.x.clone().requires_grad_(), target=evidence.target, abs=True
-            )
-        return _channel_max_abs(attribution)
+        return evidence.input_gradient.abs().amax(dim=0)
 
 
 def black_input(loaded: LoadedModel, x: torch.Tensor) -> torch.Tensor:
@@ -457,6 +495,7 @@ def compute(
         need_grad = any(_REGISTRY[name].needs_gradient for name in names)
         evidence = Evidence(lm, x if lm is loaded else lm.preprocess(image), target, node, need_grad=need_grad,
                             progress=progress)
+        evidence._need_input_grad = any(_REGISTRY[name].needs_input_gradient for name in names)
         raw = {}
         for i, name in enumerate(names):
             evidence._span = (i / len(names), (i + 1) / len(names))
