@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import APP
 from tests.test_user_models import as_pt, as_safetensors, seeded_lenet, seeded_lite0, seeded_resnet
 from vizlib import models
-from vizlib.user_models import load_user_model
+from vizlib.user_models import USER_MODEL_MB_ENV, load_user_model
 
 CLASSES = ["tabby", "terrier", "teapot"]
 
@@ -123,3 +123,18 @@ def test_bad_files_get_one_sentence_and_nothing_changes(tmp_path):
     assert any("head has 3 outputs but 2 class names" in e.value for e in at.sidebar.error)
     assert not marker.exists()
     assert np.asarray(at.session_state["image"]).ndim == 3
+
+
+def test_file_over_the_limit_gets_its_sentence(monkeypatch):
+    """Over ``$CNN_LENS_USER_MODEL_MB`` (5 MB here): the sentence names the file's size and the limit."""
+    monkeypatch.setenv(USER_MODEL_MB_ENV, "5")
+    data = as_pt(seeded_lite0().state_dict())  # about 13 MB
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    before = at.session_state["model_name"]
+    _load(at, "big.pt", data, architecture=models.DEFAULT_MODEL)
+    errors = [e.value for e in at.sidebar.error]
+    size = f"{len(data) / 2**20:.1f} MB"
+    assert any(e.startswith(f"big.pt is {size}, over the 5.0 MB limit") and e.endswith("Nothing changed.")
+               for e in errors), errors
+    assert "own_model" not in at.session_state and at.session_state["model_name"] == before

@@ -218,6 +218,22 @@ def test_size_limits(resnet_files, monkeypatch):
         load_user_model(half, "resnet18", 3, filename="half.safetensors", limit_bytes=30 * 2**20)
 
 
+def test_limits_are_stated_as_the_code_sets_them():
+    """README and DEPLOY give the same two limits as the code: weights files and own models 200 MB (the server's
+    largest upload too), images 25 MB."""
+    from vizlib.images import MAX_BYTES
+
+    root = Path(__file__).resolve().parent.parent
+    weights, image = user_models.DEFAULT_USER_MODEL_MB, f"{MAX_BYTES // 2**20} MB"
+    assert (weights, image) == (200, "25 MB")
+    config = (root / ".streamlit" / "config.toml").read_text()
+    assert f"maxUploadSize = {weights}\n" in config
+    for doc in ("README.md", "docs/DEPLOY.md"):
+        text = " ".join((root / doc).read_text(encoding="utf-8").split())
+        after = text.split(user_models.USER_MODEL_MB_ENV, 1)[1][:40]  # "`, 200 MB" or "`** megabytes (default 200"
+        assert str(weights) in after and ("MB" in after or "megabytes" in after), (doc, after)
+        assert image in text, doc
+
 def test_bad_preprocessing_and_unknown_architecture():
     data = as_pt(seeded_lenet().state_dict())
     with pytest.raises(PreprocessingError, match="own preprocessing"):
