@@ -14,8 +14,13 @@ One process, side by side (EfficientNet-Lite0, 21 stages, 8 channels each, a gal
    task time from the Chrome DevTools Protocol (``Performance.getMetrics`` TaskDuration).
 4. For the record, the channel section's three figures (heatmap, overlay, histogram): server build, per-rerun
    marshalling and browser render (they stay plotly: their hover values are the lesson).
+5. With ``--page REF``: the whole page, the app at git ``REF`` (the overview as a figure) and this working tree
+   served side by side, visits alternating (a fresh browser context each, home page, then Feature maps; the
+   gallery's cat, so the activations are cached after the first visit): seconds from the montage to the page
+   fully drawn (``tests/load_sessions.py``'s check; for the old page its overview's 21 images drawn), the
+   browser's and the server's CPU seconds per visit.
 
-Run: ``nice -n 10 .venv/bin/python benchmarks/bench_feature_maps_page.py [--rounds 7]``
+Run: ``nice -n 10 .venv/bin/python benchmarks/bench_feature_maps_page.py [--rounds 7] [--page main --visits 5]``
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import argparse
 import datetime
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +48,7 @@ from streamlit.runtime.memory_media_file_storage import _calculate_file_id  # no
 
 from benchmarks._plotly_overview import overview_figure  # noqa: E402
 from benchmarks._util import machine  # noqa: E402
+from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vizlib import feature_maps as fm  # noqa: E402
 from vizlib import images, models  # noqa: E402
@@ -122,10 +130,77 @@ def _browser(specs: dict[str, str], png: bytes, rounds: int) -> dict[str, tuple[
     return {name: (statistics.median(w for w, _ in v), statistics.median(t for _, t in v)) for name, v in out.items()}
 
 
+_OLD_DONE = """() => document.querySelector("[data-stale='true']") === null
+    && document.querySelectorAll(".st-key-fm_overview .js-plotly-plot .imagelayer image").length >= 21
+    && ["fm_heatmap", "fm_overlay", "fm_histogram", "fm_scores"]
+        .every(key => document.querySelector(`.st-key-${key} .js-plotly-plot`) !== null)
+    && document.querySelector("[data-testid='stDataFrame']") !== null"""
+
+
+def _tree(ref: str, folder: Path) -> Path:
+    """The app as it was at git ``ref`` (git archive into ``folder``; weights linked, they are not in git)."""
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    if (ROOT / "checkpoints").is_dir() and not (folder / "checkpoints").exists():
+        (folder / "checkpoints").symlink_to(ROOT / "checkpoints")
+    return folder
+
+
+def _page_visits(ref: str, visits: int) -> None:
+    """Section 5: the Feature maps page of ``ref`` and of this tree, visits alternating."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.load_sessions import _FM_DONE, _MONTAGE
+
+    with tempfile.TemporaryDirectory() as tmp:
+        old_root = _tree(ref, Path(tmp) / "old")
+        servers = {"before": start_app(Path(tmp) / "old.log", cwd=old_root), "now": start_app(Path(tmp) / "new.log")}
+        done = {"before": _OLD_DONE, "now": _FM_DONE}
+        got: dict[str, list[tuple[float, float, float]]] = {k: [] for k in servers}
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                for i in range(visits + 1):  # the first visit of each warms its server up
+                    for name, (proc, url) in servers.items():
+                        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                        page.goto(url, wait_until="domcontentloaded")
+                        page.get_by_role("heading", name="CNN Lens").wait_for(timeout=180_000)
+                        server0, browser0 = cpu_seconds(proc.pid)
+                        page.goto(url + "/feature-maps", wait_until="domcontentloaded")
+                        page.wait_for_function(_MONTAGE, timeout=180_000, polling=50)
+                        start = time.perf_counter()
+                        page.wait_for_function(done[name], timeout=180_000, polling=50)
+                        wall = time.perf_counter() - start
+                        server1, browser1 = cpu_seconds(proc.pid)
+                        page.context.close()
+                        if i:
+                            got[name].append((wall, browser1 - browser0, server1 - server0))
+                browser.close()
+        finally:
+            for proc, _ in servers.values():
+                stop_app(proc)
+    print(f"\n| whole Feature maps page, {ref} against this tree, {visits} visits each (medians) | before | now | "
+          "now / before |")
+    print("|---|---:|---:|---:|")
+    for i, what in enumerate(("montage to fully drawn, wall s", "browser CPU per visit, s",
+                              "server CPU per visit (home page to fully drawn), s")):
+        before, now = (statistics.median(v[i] for v in got[k]) for k in ("before", "now"))
+        print(f"| {what} | {before:.2f} | {now:.2f} | {now / before:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="rounds of each measurement (medians)")
+    parser.add_argument("--page", metavar="REF", help="also the whole page: the app at git REF against this tree")
+    parser.add_argument("--visits", type=int, default=5, help="visits per server with --page")
+    parser.add_argument("--page-only", action="store_true", help="with --page: only the whole page")
     args = parser.parse_args()
+    if args.page and args.page_only:
+        print(f"# bench_feature_maps_page --page · {datetime.date.today()} · {machine()} · load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        _page_visits(args.page, args.visits)
+        return
     loaded = models.load_model(models.DEFAULT_MODEL, device="cpu")
     photo = images.fit_image(images.load_gallery_image(images.gallery()[0].key), 1024)
     acts = fm.compute_activations(loaded, photo)
@@ -180,6 +255,8 @@ def main() -> None:
         print(f"| {name} | {_cpu_ms(build, args.rounds):.1f} | "
               f"{_cpu_ms(lambda fig=fig: _plotly_chart_marshal(fig), args.rounds):.1f} | "
               f"{len(specs[name]) / 1e3:.0f} | {browser[name][0]:.0f} |")
+    if args.page:
+        _page_visits(args.page, args.visits)
 
 
 if __name__ == "__main__":
