@@ -7,7 +7,8 @@ One process, side by side, medians of CPU time (or of in-browser render time) an
    ``ui.shared.shared_model`` does after loading a model).
 2. The Feature maps page's network-overview figure (EfficientNet-Lite0, 21 stages): built with
    ``make_subplots`` and one ``update_xaxes``/``update_yaxes`` per stage (before), and as
-   :func:`vizlib.figures.feature_maps.overview_figure` builds it now.
+   ``benchmarks/_plotly_overview.py`` builds it (the page's figure until the overview became one picture:
+   ``benchmarks/bench_feature_maps_page.py`` compares the two).
 3. The CAM page's four-panel methods figure rendered by plotly.js in headless Chromium: photos as ``z``
    pixel arrays (before) and as PNG sources (:func:`vizlib.figures.common.picture_trace`, now).
 
@@ -33,14 +34,14 @@ import streamlit  # noqa: E402, F401  (loaded, as in the server)
 from plotly.offline import get_plotlyjs  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
+from benchmarks._plotly_overview import OVERVIEW_TILE, overview_figure  # noqa: E402
+from benchmarks._plotly_overview import row_picture as _row_picture  # noqa: E402
 from benchmarks._util import machine  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vizlib import cam, images, models  # noqa: E402
 from vizlib import feature_maps as fm  # noqa: E402
 from vizlib.figures import cam as fcam  # noqa: E402
-from vizlib.figures import feature_maps as ffm  # noqa: E402
 from vizlib.figures.common import png_data_uri  # noqa: E402
-from vizlib.figures.feature_maps import _row_picture  # noqa: E402
 
 
 def _cpu_ms(fn, rounds: int) -> float:
@@ -52,7 +53,7 @@ def _cpu_ms(fn, rounds: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _overview_before(rows, colormap: str = "viridis", tile: int = ffm.OVERVIEW_TILE) -> go.Figure:
+def _overview_before(rows, colormap: str = "viridis", tile: int = OVERVIEW_TILE) -> go.Figure:
     """The overview as it was built before: make_subplots, then per-stage axis updates."""
     titles = [f"{r.stage} · {r.layer} · {' × '.join(map(str, r.output_shape))}" for r in rows]
     row_px, gap_px = tile + 24, 56
@@ -108,9 +109,9 @@ def main() -> None:
           f"{frozen / full:.4f} |")
 
     rows = fm.network_overview(fm.compute_activations(loaded, photo), k=8, by="mean")
-    _overview_before(rows), ffm.overview_figure(rows)  # first calls fill plotly's validator caches
+    _overview_before(rows), overview_figure(rows)  # first calls fill plotly's validator caches
     before = _cpu_ms(lambda: _overview_before(rows), args.rounds)
-    now = _cpu_ms(lambda: ffm.overview_figure(rows), args.rounds)
+    now = _cpu_ms(lambda: overview_figure(rows), args.rounds)
     print(f"| network-overview figure ({len(rows)} stages), CPU ms | {before:.0f} | {now:.0f} | {now / before:.2f} |")
 
     target = models.classify(loaded, photo, 1).indices[0]

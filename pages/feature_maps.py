@@ -34,12 +34,13 @@ def _montage_png(
     elif sort is not None:
         order = fm.rank_channels(values, sort)
     pic = fm.montage(values, order=order, scale=scale, colormap=colormap)
-    return fm.encode_png(pic.image), pic.layout, pic.channels
+    return fm.encode_png(pic.image, filters=False), pic.layout, pic.channels
 
 
-def _overview(model_name: str, pretrained: bool, image_key: str, by: str, colormap: str, acts):
-    return figure(("fm_overview", model_name, pretrained, image_key, by, colormap),
-                  lambda: ffm.overview_figure(fm.network_overview(acts, k=OVERVIEW_K, by=by), colormap=colormap))
+def _overview_png(model_name: str, pretrained: bool, image_key: str, by: str, colormap: str, acts) -> bytes:
+    """The network overview as one PNG, drawn and encoded once per (model, image, ranking, colormap) for everyone."""
+    return figure(("fm_overview", model_name, pretrained, image_key, by, colormap), lambda: fm.encode_png(
+        fm.overview_picture(fm.network_overview(acts, k=OVERVIEW_K, by=by), colormap=colormap).image, filters=False))
 
 
 def _receptive_fields(loaded) -> Mapping[str, receptive_field.ReceptiveField]:
@@ -208,7 +209,8 @@ _top_k_section(acts, info, opts, cache_key)
 st.subheader("The network at a glance")
 by = st.radio("Strongest by", list(fm.SORT_KEYS), key="fm_overview_by", horizontal=True,
               format_func=lambda s: f"spatial {s}")
-st.plotly_chart(_overview(*cache_key, by, opts["colormap"], acts), key="fm_overview")
+with st.container(key="fm_overview"):
+    st.image(_overview_png(*cache_key, by, opts["colormap"], acts), width="content", output_format="PNG")
 st.caption(
     f"One row per stage: its last layer's {OVERVIEW_K} strongest channels on your image (ranked by their spatial "
     f"{by}), each on its own colour scale. Read top to bottom: small edge and colour detectors become "

@@ -1,4 +1,5 @@
-"""End to end in headless Chromium: the Feature maps page shows the montage vizlib computes for a sample photo."""
+"""End to end in headless Chromium: the Feature maps page shows the montage and the network-overview picture vizlib
+computes for a sample photo."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PHOTO = "goldfish"
 
 
-def _expected_montage() -> tuple[str, np.ndarray]:
-    """The default layer's name and its montage (channel order, shared scale, viridis) for the photo."""
+def _expected() -> tuple[str, np.ndarray, np.ndarray]:
+    """The default layer's name, its montage (channel order, shared scale, viridis) and the overview for the photo."""
     loaded = models.load_model(models.DEFAULT_MODEL, device="cpu")
     layer = fm.default_layer(activations.layer_table(loaded))
     photo = images.fit_image(images.load_gallery_image(PHOTO), 1024)  # what the sidebar keeps per session
-    values = activations.extract(loaded, photo, [layer])[layer]
-    return layer, fm.montage(values).image
+    acts = fm.compute_activations(loaded, photo)
+    return layer, fm.montage(acts[layer]).image, fm.overview_picture(fm.network_overview(acts, k=8)).image
+
+
+def _decoded(page, src: str) -> np.ndarray:
+    body = page.request.get(src).body()
+    return cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
 def _montage_src(page, width: int, height: int, not_src: str | None) -> str:
@@ -36,8 +42,21 @@ def _montage_src(page, width: int, height: int, not_src: str | None) -> str:
     ).json_value()
 
 
+def _overview_src(page, overview: np.ndarray, not_src: str | None) -> str:
+    """The src of the loaded overview picture in its container (with the picture's size, and not ``not_src``)."""
+    return page.wait_for_function(
+        """([w, h, old]) => {
+            const img = document.querySelector(".st-key-fm_overview [data-testid='stImage'] img");
+            return img && img.complete && img.naturalWidth === w && img.naturalHeight === h && img.src !== old
+                ? img.src : null;
+        }""",
+        arg=[overview.shape[1], overview.shape[0], not_src],
+        timeout=120_000,
+    ).json_value()
+
+
 def test_feature_maps_page_shows_the_montage_of_a_sample_photo(app_server, browser_factory, tmp_path):
-    layer, expected = _expected_montage()
+    layer, expected, overview = _expected()
     height, width = expected.shape[:2]
     page = browser_factory().new_page(viewport={"width": 1500, "height": 1100})
     # The home page first: on a server's very first run a deep link can race st.navigation's page
@@ -47,6 +66,7 @@ def test_feature_maps_page_shows_the_montage_of_a_sample_photo(app_server, brows
     page.goto(app_server + "/feature-maps", wait_until="domcontentloaded")
     page.get_by_role("heading", name="Feature maps").wait_for(timeout=120_000)
     first_src = _montage_src(page, width, height, None)  # the photo the page opened with
+    first_overview = _overview_src(page, overview, None)
     sidebar = page.locator("section[data-testid='stSidebar']")
     title = next(g.title for g in images.gallery() if g.key == PHOTO)
     sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Sample photo").click()
@@ -56,9 +76,12 @@ def test_feature_maps_page_shows_the_montage_of_a_sample_photo(app_server, brows
     caption.wait_for(timeout=30_000)
     assert layer in caption.inner_text()
     # the image is the montage of this photo, not of the cat the page opened with
-    body = page.request.get(found).body()
-    shown = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    shown = _decoded(page, found)
     assert shown.shape == expected.shape
     assert np.mean(np.all(shown == expected, axis=-1)) > 0.99
+    # the network at a glance: one picture (no plotly figure) in its container, of this photo
+    src = _overview_src(page, overview, first_overview)
+    assert page.locator(".st-key-fm_overview .js-plotly-plot").count() == 0
+    assert np.mean(np.all(_decoded(page, src) == overview, axis=-1)) > 0.99
     assert page.get_by_text("Page not found").count() == 0
     page.screenshot(path=str(tmp_path / "feature_maps.png"), full_page=True)

@@ -1,4 +1,6 @@
-"""Tests for vizlib.figures.feature_maps: what each figure carries (values, scales, positions, labels)."""
+"""Tests for vizlib.figures.feature_maps: what each figure carries (values, scales, positions, labels).
+
+The network overview is a picture now: tests/test_feature_maps_glance.py."""
 
 from __future__ import annotations
 
@@ -58,17 +60,3 @@ def test_histogram_marks_what_a_relu_zeroes():
 def test_scores_strongest_on_top():
     bar = ffm.scores_figure([(5, 3.0), (2, 1.0)], by="max").data[0]
     assert list(bar.y) == ["channel 2", "channel 5"] and list(bar.x) == [1.0, 3.0]
-
-
-def test_overview_rows_are_montages_of_the_strongest_channels(rng):
-    maps = rng.random((3, 14, 14), dtype=np.float32)
-    row = fm.OverviewRow("layer1", "layer1.1", (9, 14, 14), (4, 0, 7), (3.0, 2.0, 1.0), maps)
-    fig = ffm.overview_figure([row, row], tile=28)
-    assert len(fig.data) == 2 and fig.layout.annotations[0].text == "layer1 · layer1.1 · 9 × 14 × 14"
-    shown = _decode(fig.data[0].source)
-    expected = fm.montage(maps, scale="channel", columns=3, upscale=2, gap=2).image
-    np.testing.assert_array_equal(shown, expected)
-    assert list(fig.layout.xaxis.ticktext) == ["#4", "#0", "#7"]
-    np.testing.assert_allclose(fig.layout.xaxis.tickvals, [14, 44, 74])
-    with pytest.raises(ValueError, match="No stages"):
-        ffm.overview_figure([])

@@ -13,8 +13,12 @@ __all__ = [
 ]
 
 
-def encode_png(image: np.ndarray, *, compression: int = 1) -> bytes:
+def encode_png(image: np.ndarray, *, compression: int = 1, filters: bool = True) -> bytes:
     """An ``(H, W, 3)`` uint8 RGB image as PNG bytes (lossless; low compression for speed).
+
+    ``filters=False`` skips PNG's per-row prediction filters: for pictures of flat blocks (tiles of upscaled
+    maps on white, text) that about halves the encoding time for a file of about the same size
+    (``benchmarks/bench_feature_maps_page.py``); for photos, keep them. (OpenCV before 4.11 always filters.)
 
     Raises:
         vizlib.feature_maps.FeatureMapError: Not an RGB uint8 image.
@@ -23,7 +27,10 @@ def encode_png(image: np.ndarray, *, compression: int = 1) -> bytes:
         from vizlib.feature_maps import FeatureMapError  # imported only here: encoding stays torch-free
 
         raise FeatureMapError("Expected an (H, W, 3) uint8 RGB image to encode as PNG.")
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    if not filters and hasattr(cv2, "IMWRITE_PNG_FILTER"):
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]), params)
     if not ok:  # pragma: no cover - OpenCV fails only on impossible sizes
         from vizlib.feature_maps import FeatureMapError
 

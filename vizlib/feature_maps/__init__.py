@@ -3,13 +3,15 @@ statistics, a network overview.
 
 Modules: :mod:`~vizlib.feature_maps.montage` (colours, layout, the tiled image), :mod:`~vizlib.feature_maps.ranking`
 (strongest channels, statistics), :mod:`~vizlib.feature_maps.overview` (one forward pass, the layer table, the
-network overview). The PNG/NPY encoders live in :mod:`vizlib.encoding` and are re-exported here.
+network overview), :mod:`~vizlib.feature_maps.glance` (the network overview drawn as one picture).
+The PNG/NPY encoders live in :mod:`vizlib.encoding` and are re-exported here.
 Figures: :mod:`vizlib.figures.feature_maps`.
 """
 
 from __future__ import annotations
 
 from vizlib.encoding import encode_npy, encode_png
+from vizlib.feature_maps.glance import OVERVIEW_TILE, GlanceRow, OverviewPicture, overview_picture
 from vizlib.feature_maps.montage import (
     COLORMAPS,
     MAX_MONTAGE_WIDTH,
@@ -48,15 +50,18 @@ __all__ = [
     "COLORMAPS",
     "MAX_MONTAGE_WIDTH",
     "MIN_TILE",
+    "OVERVIEW_TILE",
     "SCALES",
     "SEPARATOR",
     "SORT_KEYS",
     "ChannelStats",
     "FeatureMapError",
+    "GlanceRow",
     "LayerActivations",
     "LayerSummary",
     "Montage",
     "MontageLayout",
+    "OverviewPicture",
     "OverviewRow",
     "channel_scores",
     "channel_stats",
@@ -71,6 +76,7 @@ __all__ = [
     "montage",
     "montage_layout",
     "network_overview",
+    "overview_picture",
     "rank_channels",
     "tile_rgb",
     "top_channels",

@@ -1,35 +1,30 @@
-"""Figures for the feature-map page: one channel large, its overlay on the image, its histogram, the overview.
+"""Figures for the feature-map page: one channel large, its overlay on the image, its histogram, the scores.
 
-The montage itself is an image (``vizlib.feature_maps.montage``), not a figure: one picture stays fast at
-thousands of channels. Pictures inside figures travel as PNG data URIs, which keeps the figure JSON small.
+The montage and the network overview are pictures (``vizlib.feature_maps.montage``, ``vizlib.feature_maps.glance``),
+not figures: one picture stays fast at thousands of channels and many stages. Pictures inside figures travel as PNG
+data URIs, which keeps the figure JSON small.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from vizlib.feature_maps import ChannelStats, OverviewRow, montage
+from vizlib.feature_maps import ChannelStats
 from vizlib.figures.common import png_data_uri
 
 __all__ = [
     "channel_heatmap",
     "channel_overlay",
     "histogram_figure",
-    "overview_figure",
     "png_data_uri",
     "scores_figure",
 ]
 
 _HOVER = "x=%{x}, y=%{y}<br>value=%{z:.4g}<extra></extra>"
-#: Tile side the overview aims for, in pixels.
-OVERVIEW_TILE = 56
 
 
 def _colorscale(colormap: str) -> str:
@@ -190,56 +185,3 @@ def scores_figure(top: Sequence[tuple[int, float]], *, by: str = "mean", height:
         margin={"l": 10, "r": 10, "t": 10, "b": 40},
     )
     return fig
-
-
-def _row_picture(row: OverviewRow, colormap: str, tile: int) -> tuple[np.ndarray, int]:
-    """The row's maps at about ``tile`` pixels a side (every ``stride``-th value, then repeated)."""
-    side = max(row.maps.shape[1], row.maps.shape[2])
-    stride = max(1, side // tile)
-    maps = row.maps[:, ::stride, ::stride]
-    upscale = max(1, tile // max(maps.shape[1], maps.shape[2]))
-    pic = montage(maps, scale="channel", colormap=colormap, columns=len(row.channels), upscale=upscale, gap=2)
-    return pic.image, pic.layout.tile_width
-
-
-def overview_figure(rows: Sequence[OverviewRow], *, colormap: str = "viridis", tile: int = OVERVIEW_TILE) -> go.Figure:
-    """The network overview: one row of maps per stage (its strongest channels, each on its own scale).
-
-    Args:
-        rows: From :func:`vizlib.feature_maps.network_overview`, input side first.
-        colormap: ``"viridis"`` or ``"cividis"``.
-        tile: Tile side to aim for, in pixels.
-
-    Returns:
-        A figure with one image per row; the channel numbers label the tiles.
-    """
-    if not rows:
-        raise ValueError("No stages to show.")
-    titles = [f"{r.stage} · {r.layer} · {' × '.join(map(str, r.output_shape))}" for r in rows]
-    row_px, gap_px = tile + 24, 56  # each row: its picture, then its channel numbers and the next title
-    total = len(rows) * row_px + (len(rows) - 1) * gap_px
-    layout = copy.deepcopy(_overview_skeleton(tuple(titles), gap_px / total))
-    data = []
-    for i, row in enumerate(rows, start=1):
-        picture, tile_w = _row_picture(row, colormap, tile)
-        suffix = "" if i == 1 else str(i)
-        data.append({"type": "image", "source": png_data_uri(picture), "hoverinfo": "skip",
-                     "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"})
-        centres = [(tile_w + 2) * j + tile_w / 2 for j in range(len(row.channels))]
-        layout[f"xaxis{suffix}"].update(tickvals=centres, ticktext=[f"#{c}" for c in row.channels], showgrid=False,
-                                        tickfont={"size": 10}, ticklen=0)
-        layout[f"yaxis{suffix}"].update(showticklabels=False, showgrid=False)
-    layout.update(height=total + 50, margin={"l": 10, "r": 10, "t": 30, "b": 20}, showlegend=False)
-    return go.Figure(data=data, layout=layout)
-
-
-@functools.lru_cache(maxsize=16)
-def _overview_skeleton(titles: tuple[str, ...], spacing: float) -> dict:
-    """The overview's subplot layout (axes, domains, titles) as a plain dict, made once per model.
-
-    Building it with make_subplots and update_xaxes(row=i) for every image made the whole figure about three
-    times as costly (``benchmarks/bench_server_costs.py``).
-    """
-    fig = make_subplots(rows=len(titles), cols=1, subplot_titles=list(titles), vertical_spacing=spacing)
-    fig.update_annotations(font_size=12, xanchor="left", x=0)
-    return fig.layout.to_plotly_json()
