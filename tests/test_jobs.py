@@ -168,3 +168,18 @@ def test_lru_cache_survives_concurrent_use():
         t.join(30)
     assert not any(t.is_alive() for t in threads)
     assert errors == [] and len(cache) <= 8
+
+
+def _own_niceness() -> int:
+    import os
+
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_a_nice_queue_runs_its_work_at_a_lower_priority_than_the_requests():
+    base = _own_niceness()
+    nice = JobQueue("nice", workers=1, nice=7).submit("a", lambda progress: _own_niceness()).result(10)
+    plain = JobQueue("plain", workers=1).submit("a", lambda progress: _own_niceness()).result(10)
+    assert nice == min(19, base + 7)
+    assert plain == base
+    assert _own_niceness() == base  # the asking thread (a page request) keeps its priority

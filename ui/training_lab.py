@@ -14,6 +14,7 @@ from contextlib import ExitStack
 import numpy as np
 import streamlit as st
 
+from ui.queues import QUEUE_NICE
 from vizlib import models
 from vizlib.jobs import JobQueue, Progress
 from vizlib.training_lab import registry, shift
@@ -41,13 +42,13 @@ SHIFT_TEST_IMAGES = 1000
 @st.cache_resource(show_spinner=False)
 def training_queue() -> JobQueue:
     """The queue every session's training job waits in."""
-    return JobQueue("training-lab", workers=TRAIN_WORKERS, max_waiting=60)
+    return JobQueue("training-lab", workers=TRAIN_WORKERS, max_waiting=60, nice=QUEUE_NICE)
 
 
 @st.cache_resource(show_spinner=False)
 def eval_queue() -> JobQueue:
     """The queue for the lab's shared measurements (shift and rotation tests)."""
-    return JobQueue("training-lab-eval", workers=1, max_waiting=60)
+    return JobQueue("training-lab-eval", workers=1, max_waiting=60, nice=QUEUE_NICE)
 
 
 @st.cache_resource(show_spinner="Loading the four reference nets…")

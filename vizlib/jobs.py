@@ -15,6 +15,7 @@ where a cancel takes effect (it raises :class:`JobCancelled` inside the job).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -180,14 +181,18 @@ class JobQueue:
         name: Names the worker threads (for profiles and logs).
         workers: How many jobs run at once.
         max_waiting: How many tasks may wait; beyond it :meth:`submit` refuses with :class:`QueueFullError`.
+        nice: The worker threads' scheduling niceness, added to the process's (Linux sets it per thread): a
+            positive value lets the operating system give the cores to the page requests first whenever both
+            want them, and the queue's work the cores they leave. 0 leaves them as they are.
     """
 
-    def __init__(self, name: str, *, workers: int = 1, max_waiting: int = 100) -> None:
+    def __init__(self, name: str, *, workers: int = 1, max_waiting: int = 100, nice: int = 0) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}.")
         self.name = name
         self.workers = workers
         self.max_waiting = max_waiting
+        self.nice = nice
         self._cond = threading.Condition(threading.Lock())
         self._waiting: deque[_Task] = deque()
         self._by_key: dict[Hashable, _Task] = {}
@@ -270,6 +275,8 @@ class JobQueue:
 
     def _work(self) -> None:
         COMPUTE_SLOTS.exempt_thread()
+        if self.nice:
+            _lower_priority(self.nice)
         while True:
             with self._cond:
                 while not self._waiting:
@@ -354,6 +361,15 @@ class Latest(Generic[T]):
         """How many values were published."""
         with self._lock:
             return self._version
+
+
+def _lower_priority(nice: int) -> None:
+    """Make the calling thread ``nice`` steps nicer (Linux: per thread); nothing where that is not possible."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the work still runs, just not nicer
+        pass
 
 
 def _done_fn(progress: Progress) -> None:  # pragma: no cover - never called

@@ -19,7 +19,7 @@ __all__ = ["CACHE", "QUEUE", "cache_key", "cached", "visualize_cached"]
 #: Finished pictures, shared by every session (about 50 kB each at 128 px).
 CACHE: LRUCache[tuple, np.ndarray] = LRUCache(512)
 #: The queue feature visualizations (and other optimisation work of the page) run in.
-QUEUE = JobQueue("featurevis", workers=1, max_waiting=200)
+QUEUE = JobQueue("featurevis", workers=1, max_waiting=200, nice=10)  # nicer than page requests (vizlib.jobs)
 
 
 def cache_key(loaded: LoadedModel, layer: str, channel: int, size: int, steps: int, seed: int) -> tuple:
