@@ -8,7 +8,8 @@ import streamlit as st
 
 from ui.jobs import background
 from ui.layer_cache import ranking as shared_ranking
-from ui.look_closer import WORK_QUEUE, class_picker
+from ui.look_closer import class_picker
+from ui.queues import heavy_queue
 from ui.shared import current_image, current_image_key, current_model, with_notices
 from vizlib import activations, channels, featurevis, models
 from vizlib.jobs import Progress
@@ -77,7 +78,7 @@ def _one_channel(loaded: models.LoadedModel, image: np.ndarray, image_key: str) 
         st.markdown("**Photo patches that excite it most** (each cut to the unit's receptive field)")
         bank = channels.cached_bank(loaded, layer)
         if bank is None:
-            bank = background(WORK_QUEUE, "bank", (loaded.name, loaded.pretrained, layer),
+            bank = background(heavy_queue(), "bank", (loaded.name, loaded.pretrained, layer),
                               lambda progress: channels.channel_bank(loaded, layer, progress=progress),
                               label=f"Photos through {layer}", start_label="Search the photos", share=True)
         if bank is not None:

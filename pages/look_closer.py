@@ -7,7 +7,8 @@ import streamlit as st
 
 from ui.jobs import background
 from ui.layer_cache import ranking as shared_ranking
-from ui.look_closer import WORK_QUEUE, class_picker, gradcam
+from ui.look_closer import class_picker, gradcam
+from ui.queues import heavy_queue
 from ui.shared import current_image, current_image_key, current_model, with_notices
 from vizlib import invariance, models, occlusion
 from vizlib.figures import look_closer as flc
@@ -59,7 +60,7 @@ def _sensitivity_section(loaded: models.LoadedModel, image: np.ndarray, image_ke
     st.caption(f"{positions} patch positions, {occlusion.BATCH} per forward pass.")
     key = (loaded.name, loaded.pretrained, image_key, target, patch, stride, fill)
     drop = background(
-        WORK_QUEUE, "occlusion", key,
+        heavy_queue(), "occlusion", key,
         lambda progress: occlusion.sensitivity(loaded, image, target, patch=patch, stride=stride, fill=fill,
                                                progress=progress),
         label=f"Occlusion map of {loaded.categories[target]}", start_label="Compute the occlusion map", share=True,
@@ -108,7 +109,7 @@ def _sweep_section(loaded: models.LoadedModel, image: np.ndarray, image_key: str
     values = np.linspace(low, high, steps)
     key = (loaded.name, loaded.pretrained, image_key, kind, base)
     result = background(
-        WORK_QUEUE, "sweep", key,
+        heavy_queue(), "sweep", key,
         lambda progress: invariance.sweep(loaded, image, kind, values, classes, base=base, progress=progress),
         label=f"Sweep of {kind}", start_label=f"Sweep {kind}", share=True,
     )
@@ -126,7 +127,7 @@ def _equivariance_section(loaded: models.LoadedModel, image: np.ndarray, image_k
     shift = st.select_slider("Shift (px)", SHIFTS, value=32, key="lc_equi_shift")
     key = (loaded.name, loaded.pretrained, image_key, shift)
     rows = background(
-        WORK_QUEUE, "equivariance", key,
+        heavy_queue(), "equivariance", key,
         lambda progress: invariance.layer_equivariance(loaded, image, shift),
         label="Layer shifts", start_label="Measure every layer", share=True,
     )
