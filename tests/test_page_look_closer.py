@@ -116,3 +116,31 @@ def test_cam_page_sanity_check_flags_by_the_librarys_numbers(lite0, cat):
     flagged = " ".join(w.value for w in at.warning)
     for method in check.flagged:
         assert f"**{cam.TITLES[method]}** barely changes" in flagged
+
+
+def test_a_resnets_last_block_opens_in_feature_maps_on_a_layer_it_lists():
+    """ResNet-18 (untrained, seeded) as the session's own model: its last block ``layer4`` is a container the
+    Feature maps page does not list; a channel opens on ``layer4.1.bn2``, the block's last layer with 512 channels."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    from tests.test_page_user_model import CLASSES, _load
+    from tests.test_user_models import as_safetensors, seeded_resnet
+
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    _load(at, "resnet.safetensors", as_safetensors(seeded_resnet().state_dict()), classes=CLASSES)
+    own = at.session_state["own_model"]
+    at.switch_page("pages/channels.py").run()
+    assert not at.exception, at.exception
+    image = at.session_state["image"]
+    layer, top = channels.rank_channels(own, image, models.classify(own, image).indices[0])
+    assert layer == "layer4"
+    assert any("**layer4.1.bn2**" in c.value for c in at.caption)
+    at.button(key=f"ch_goto_{top[0].channel}").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Feature maps"
+    assert at.session_state["model_name"] == own.name  # the switch kept the sidebar's choice of model
+    assert at.selectbox(key=f"fm_stage::{own.name}").value == "layer4"
+    assert at.selectbox(key=f"fm_layer::{own.name}::layer4").value == "layer4.1.bn2"
+    assert at.selectbox(key="fm_channel::layer4.1.bn2").value == top[0].channel
