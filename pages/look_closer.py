@@ -30,9 +30,10 @@ def _largest_patch(input_size: tuple[int, int]) -> int:
     return max(PATCH_STEP * (min(input_size) // 2 // PATCH_STEP), MIN_PATCH)
 
 
-def _pick_key() -> str:
-    """The picture's widget key: a new one after each placement, so the next click or box starts afresh."""
-    return f"lc_pick::{st.session_state.get('lc_pick_round', 0)}"
+def _pick_key(mouse: str) -> str:
+    """The picture's widget key: a new one after each placement (and per mouse mode), so the next click or box
+    starts afresh."""
+    return f"lc_pick::{mouse}::{st.session_state.get('lc_pick_round', 0)}"
 
 
 def _place(key: str, input_size: tuple[int, int]) -> None:
@@ -54,6 +55,9 @@ def _moving_patch(loaded: models.LoadedModel, image: np.ndarray) -> None:
     st.session_state.setdefault("lc_patch", DEFAULT_PATCH)
     st.session_state["lc_patch"] = min(max(st.session_state["lc_patch"], MIN_PATCH), largest)
     left, right = st.columns([1, 1])
+    picture = left.container()  # on top: the picture to place the patch on; the sliders under it fine-tune
+    mouse = picture.radio("On the picture", list(flc.MOUSE_MODES), key="lc_mouse", horizontal=True,
+                          format_func=lambda m: flc.MOUSE_MODES[m])
     with left:
         a, b = st.columns(2)
         patch = a.slider("Patch size (px)", MIN_PATCH, largest, step=PATCH_STEP, key="lc_patch")
@@ -65,10 +69,12 @@ def _moving_patch(loaded: models.LoadedModel, image: np.ndarray) -> None:
         x = st.slider("Patch left edge (x)", 0, w - patch, key="lc_x")
         y = st.slider("Patch top edge (y)", 0, h - patch, key="lc_y")
     covered, prediction = with_notices(occlusion.covered_prediction, loaded, image, x, y, patch, fill)
-    key = _pick_key()
-    left.plotly_chart(flc.patch_figure(covered, x, y, patch), key=key, on_select=partial(_place, key, (h, w)),
-                      selection_mode=("points", "box"), config={"displayModeBar": False})
-    left.caption("**Click** the picture to move the patch there, or **drag** a box to cover that part.")
+    key = _pick_key(mouse)
+    picture.plotly_chart(flc.patch_figure(covered, x, y, patch, mouse=mouse), key=key,
+                         on_select=partial(_place, key, (h, w)), selection_mode=("points", "box"),
+                         config={"displayModeBar": False})
+    picture.caption("**Drag a box** over the picture: the patch covers it. **Click to move**: the patch's centre "
+                    "goes where you click. The sliders below fine-tune it.")
     right.plotly_chart(topk_bar(prediction.top, "Top 5 with the patch"), key="lc_patch_top5")
     right.caption(f"The network sees a {w}×{h} picture; the patch covers {patch}×{patch} px of it at "
                   f"({x}, {y}). Forward pass: {prediction.seconds * 1000:.0f} ms.")

@@ -18,9 +18,14 @@ def test_patch_figure_has_a_grid_to_click_and_a_box_to_drag():
     assert sorted(set(np.asarray(points.x).tolist())) == [4, 12, 20, 28, 36]
     assert sorted(set(np.asarray(points.y).tolist())) == [4, 12, 20, 28]
     assert len(points.x) == 5 * 4 and points.marker.opacity == 0
-    assert fig.layout.dragmode == "select" and fig.layout.clickmode == "event+select"
+    assert fig.layout.dragmode == "select"  # the default: a drag draws a box
+    assert fig.layout.xaxis.fixedrange and fig.layout.yaxis.fixedrange  # never zooms or pans
     (rect,) = fig.layout.shapes
     assert (rect.x0, rect.y0, rect.x1, rect.y1) == (4.5, 5.5, 14.5, 15.5)  # pixels 5..14 and 6..15, edges at ±0.5
+    clicks = flc.patch_figure(picture, 5, 6, 10, mouse="click")
+    assert clicks.layout.dragmode == "pan" and clicks.layout.clickmode == "event+select"
+    with pytest.raises(ValueError, match="Unknown mouse mode"):
+        flc.patch_figure(picture, 5, 6, 10, mouse="drag")
 
 
 def test_a_click_centres_the_patch_on_the_point_and_keeps_its_size():

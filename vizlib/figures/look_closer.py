@@ -14,6 +14,7 @@ from vizlib.figures.cam import colorscale
 from vizlib.figures.common import picture_trace
 
 __all__ = [
+    "MOUSE_MODES",
     "equivariance_figure",
     "patch_figure",
     "placed_patch",
@@ -31,12 +32,18 @@ def _square_axes(fig: go.Figure, **where) -> None:
     fig.update_xaxes(constrain="domain", showticklabels=False, **where)
 
 
+#: How the mouse places the patch on :func:`patch_figure`. Streamlit takes clicks as selections only while
+#: dragging does not select, so the two are modes.
+MOUSE_MODES: dict[str, str] = {"box": "drag a box", "click": "click to move"}
+
+
 def patch_figure(picture: np.ndarray, x: int, y: int, patch: int, title: str | None = None, *,
-                 grid: int = 8) -> go.Figure:
+                 grid: int = 8, mouse: str = "box") -> go.Figure:
     """The network's picture (already covered) with the patch outlined, ready to place the patch on.
 
-    Invisible points every ``grid`` pixels take a click (the patch's centre goes there) and the drag mode is a
-    box selection (the patch takes the box's place and size): read either back with :func:`placed_patch`.
+    With ``mouse="box"`` a drag draws a box selection (the patch takes the box's place and size); with
+    ``mouse="click"`` invisible points every ``grid`` pixels take a click (the patch's centre goes there) and a
+    drag does nothing (the axes are fixed). Read either back with :func:`placed_patch`.
 
     Args:
         picture: ``h x w x 3`` uint8, the picture the network sees.
@@ -45,21 +52,24 @@ def patch_figure(picture: np.ndarray, x: int, y: int, patch: int, title: str | N
         patch: Side of the patch, pixels.
         title: Optional title.
         grid: Spacing of the clickable points, pixels.
+        mouse: A key of :data:`MOUSE_MODES`.
     """
+    if mouse not in MOUSE_MODES:
+        raise ValueError(f"Unknown mouse mode {mouse!r}. Choose one of: {', '.join(MOUSE_MODES)}.")
     h, w = picture.shape[:2]
     fig = go.Figure(picture_trace(picture, hoverinfo="skip"))
     cols, rows = np.meshgrid(np.arange(grid // 2, w, grid), np.arange(grid // 2, h, grid))
     fig.add_trace(go.Scatter(
         x=cols.ravel(), y=rows.ravel(), mode="markers", marker={"size": grid, "opacity": 0}, showlegend=False,
-        name="place", hovertemplate="(%{x}, %{y})<extra>click: the patch's centre; drag: a new patch</extra>",
+        name="place", hovertemplate="(%{x}, %{y})<extra></extra>",
     ))
     fig.add_shape(type="rect", x0=x - 0.5, y0=y - 0.5, x1=x + patch - 0.5, y1=y + patch - 0.5,
                   line={"color": "#D55E00", "width": 2})
     _square_axes(fig)
-    fig.update_xaxes(range=[-0.5, w - 0.5], showgrid=False, zeroline=False)
-    fig.update_yaxes(range=[h - 0.5, -0.5], autorange=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(range=[-0.5, w - 0.5], fixedrange=True, showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[h - 0.5, -0.5], autorange=False, fixedrange=True, showgrid=False, zeroline=False)
     fig.update_layout(title=title, height=340, margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0},
-                      dragmode="select", clickmode="event+select", hovermode="closest",
+                      dragmode="select" if mouse == "box" else "pan", clickmode="event+select", hovermode="closest",
                       newselection={"line": {"color": "#D55E00", "dash": "dot"}})
     return fig
 
