@@ -131,6 +131,8 @@ def test_a_resnets_last_block_opens_in_feature_maps_on_a_layer_it_lists():
     at.run()
     _load(at, "resnet.safetensors", as_safetensors(seeded_resnet().state_dict()), classes=CLASSES)
     own = at.session_state["own_model"]
+    photo = images.gallery()[1]
+    at.sidebar.selectbox(key="gallery_key").set_value(photo.key).run()  # not the first (default) photo
     at.switch_page("pages/channels.py").run()
     assert not at.exception, at.exception
     image = at.session_state["image"]
@@ -140,7 +142,8 @@ def test_a_resnets_last_block_opens_in_feature_maps_on_a_layer_it_lists():
     at.button(key=f"ch_goto_{top[0].channel}").click().run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Feature maps"
-    assert at.session_state["model_name"] == own.name  # the switch kept the sidebar's choice of model
+    assert at.session_state["model_name"] == own.name  # the switch kept the sidebar's choices: the model
+    assert at.session_state["gallery_key"] == photo.key and at.session_state["image_label"] == photo.title  # photo
     assert at.selectbox(key=f"fm_stage::{own.name}").value == "layer4"
     assert at.selectbox(key=f"fm_layer::{own.name}::layer4").value == "layer4.1.bn2"
     assert at.selectbox(key="fm_channel::layer4.1.bn2").value == top[0].channel
