@@ -8,7 +8,6 @@ import streamlit as st
 from ui.jobs import background
 from ui.layer_cache import figure
 from ui.layer_cache import ranking as shared_ranking
-from ui.look_closer import WORK_QUEUE
 from ui.queues import heavy_queue, score_queue
 from ui.shared import (
     SESSION_IMAGE_SIDE,
@@ -268,7 +267,7 @@ def _sanity_section(loaded: models.LoadedModel, image: np.ndarray, image_key: st
     chosen = tuple(m for m in methods if m not in SLOW) or ("gradcam",)
     key = (loaded.name, image_key, target, layer, chosen)
     check = background(
-        WORK_QUEUE, "cam_sanity", key,
+        heavy_queue(), "cam_sanity", key,
         lambda progress: cam_sanity.sanity_check(loaded, untrained_model(loaded.name), image, target, chosen, layer,
                                                  progress=progress),
         label="Sanity check", start_label="Randomise the layers, top down", share=True,

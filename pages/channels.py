@@ -8,8 +8,9 @@ import streamlit as st
 
 from ui.jobs import background
 from ui.layer_cache import ranking as shared_ranking
-from ui.look_closer import WORK_QUEUE, class_picker
-from ui.shared import current_image, current_image_key, current_model, with_notices
+from ui.look_closer import class_picker
+from ui.queues import heavy_queue
+from ui.shared import current_image, current_image_key, current_model, switch_page, with_notices
 from vizlib import activations, channels, featurevis, models
 from vizlib.jobs import Progress
 
@@ -38,10 +39,17 @@ def _ranked(model_name: str, pretrained: bool, image_key: str, target: int, _loa
     return channels.rank_channels(_loaded, _image, target, k=TOP)
 
 
-def _goto_button(layer: str, channel: int, key: str) -> None:
+@st.cache_data(max_entries=16, show_spinner=False)
+def _listed(model_name: str, pretrained: bool, layer: str, _loaded) -> str:
+    """The layer the Feature maps page lists for ``layer`` (ResNet's ``layer4`` is a container it does not list)."""
+    return channels.feature_maps_layer(_loaded, layer)
+
+
+def _goto_button(loaded: models.LoadedModel, layer: str, channel: int, key: str) -> None:
     if st.button("Open in Feature maps", key=key, icon=":material/layers:"):
-        st.session_state[GOTO_KEY] = {"layer": layer, "channel": int(channel)}
-        st.switch_page("pages/feature_maps.py")
+        st.session_state[GOTO_KEY] = {"layer": _listed(loaded.name, loaded.pretrained, layer, loaded),
+                                      "channel": int(channel)}
+        switch_page("pages/feature_maps.py")
 
 
 def _examples(loaded: models.LoadedModel, layer: str, channel: int, image: np.ndarray, k: int = EXAMPLES) -> None:
@@ -77,7 +85,7 @@ def _one_channel(loaded: models.LoadedModel, image: np.ndarray, image_key: str) 
         st.markdown("**Photo patches that excite it most** (each cut to the unit's receptive field)")
         bank = channels.cached_bank(loaded, layer)
         if bank is None:
-            bank = background(WORK_QUEUE, "bank", (loaded.name, loaded.pretrained, layer),
+            bank = background(heavy_queue(), "bank", (loaded.name, loaded.pretrained, layer),
                               lambda progress: channels.channel_bank(loaded, layer, progress=progress),
                               label=f"Photos through {layer}", start_label="Search the photos", share=True)
         if bank is not None:
@@ -86,7 +94,7 @@ def _one_channel(loaded: models.LoadedModel, image: np.ndarray, image_key: str) 
         st.markdown("**Where it fires on your image**")
         values = _activation(loaded.name, loaded.pretrained, image_key, layer, loaded, image)
         st.image(channels.where_it_fires(image, values[channel]), width="stretch")
-        _goto_button(layer, channel, "ch_goto_one")
+        _goto_button(loaded, layer, channel, "ch_goto_one")
 
 
 def _top_job(loaded: models.LoadedModel, layer: str, chosen: list[int], steps: int):
@@ -107,8 +115,11 @@ def _top_channels(loaded: models.LoadedModel, image: np.ndarray, image_key: str,
     target = class_picker(loaded, ranking, f"ch_target::{loaded.name}::{image_key}", "Class")
     layer, top = _ranked(loaded.name, loaded.pretrained, image_key, target, loaded, image)
     steps = st.session_state.get("ch_steps", 256)
+    listed = _listed(loaded.name, loaded.pretrained, layer, loaded)
     st.caption(f"The channels of **{layer}** (the last block) ranked by activation × gradient of "
-               f"**{loaded.categories[target]}**'s score: how much the score would fall without each.")
+               f"**{loaded.categories[target]}**'s score: how much the score would fall without each."
+               + ("" if listed == layer else f" Feature maps does not list the block itself: a channel opens there in "
+                  f"**{listed}**, the nearest layer it lists with as many channels."))
     chosen = [c.channel for c in top]
     ready = all(featurevis.cached(loaded, layer, c, size=SIZE, steps=steps) is not None for c in chosen)
     ready = ready and channels.cached_bank(loaded, layer) is not None
@@ -128,7 +139,7 @@ def _top_channels(loaded: models.LoadedModel, image: np.ndarray, image_key: str,
                 examples = channels.dataset_examples(loaded, layer, contribution.channel, k=2,
                                                      extra=("your image", image))
                 st.image([e.patch for e in examples], caption=[e.name for e in examples], width="stretch")
-            _goto_button(layer, contribution.channel, f"ch_goto_{contribution.channel}")
+            _goto_button(loaded, layer, contribution.channel, f"ch_goto_{contribution.channel}")
 
 
 st.title("What a channel wants")

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
 from ui.jobs import background
 from ui.layer_cache import ranking as shared_ranking
-from ui.look_closer import WORK_QUEUE, class_picker, gradcam
+from ui.look_closer import class_picker, gradcam
+from ui.queues import heavy_queue
 from ui.shared import current_image, current_image_key, current_model, with_notices
 from vizlib import invariance, models, occlusion
 from vizlib.figures import look_closer as flc
 from vizlib.figures.common import topk_bar
 
 PATCHES = (16, 24, 32, 48, 64, 96)
+#: The moving patch: its side in pixels at first, its smallest side, and the step of its size slider.
+DEFAULT_PATCH, MIN_PATCH, PATCH_STEP = 48, 8, 4
 STRIDES = (8, 16, 32)
 SHIFTS = (8, 16, 32)
 
@@ -21,23 +26,55 @@ SHIFTS = (8, 16, 32)
 # ------------------------------------------------------------------------------------------- occlusion
 
 
+def _largest_patch(input_size: tuple[int, int]) -> int:
+    return max(PATCH_STEP * (min(input_size) // 2 // PATCH_STEP), MIN_PATCH)
+
+
+def _pick_key(mouse: str) -> str:
+    """The picture's widget key: a new one after each placement (and per mouse mode), so the next click or box
+    starts afresh."""
+    return f"lc_pick::{mouse}::{st.session_state.get('lc_pick_round', 0)}"
+
+
+def _place(key: str, input_size: tuple[int, int]) -> None:
+    """A click or a box on the picture moves (and sizes) the patch: set the sliders before they are drawn."""
+    event = st.session_state.get(key)
+    placed = flc.placed_patch(event.get("selection") if event else None, input_size,
+                              st.session_state.get("lc_patch", DEFAULT_PATCH), min_patch=MIN_PATCH,
+                              max_patch=_largest_patch(input_size), step=PATCH_STEP)
+    if placed is not None:
+        st.session_state["lc_x"], st.session_state["lc_y"], st.session_state["lc_patch"] = placed
+        st.session_state["lc_pick_round"] = st.session_state.get("lc_pick_round", 0) + 1
+
+
 @st.fragment
 def _moving_patch(loaded: models.LoadedModel, image: np.ndarray) -> None:
-    """The patch and the top 5: only this part reruns when a slider moves."""
+    """The patch and the top 5: only this part reruns when the patch moves."""
     h, w = loaded.input_size
+    largest = _largest_patch((h, w))
+    st.session_state.setdefault("lc_patch", DEFAULT_PATCH)
+    st.session_state["lc_patch"] = min(max(st.session_state["lc_patch"], MIN_PATCH), largest)
     left, right = st.columns([1, 1])
+    picture = left.container()  # on top: the picture to place the patch on; the sliders under it fine-tune
+    mouse = picture.radio("On the picture", list(flc.MOUSE_MODES), key="lc_mouse", horizontal=True,
+                          format_func=lambda m: flc.MOUSE_MODES[m])
     with left:
         a, b = st.columns(2)
-        patch = a.select_slider("Patch size (px)", PATCHES, value=48, key="lc_patch")
+        patch = a.slider("Patch size (px)", MIN_PATCH, largest, step=PATCH_STEP, key="lc_patch")
         fill = b.radio("Cover with", list(occlusion.FILLS), key="lc_fill", horizontal=True,
                        format_func=lambda f: occlusion.FILLS[f])
-        for name, side in (("lc_x", w), ("lc_y", h)):  # a bigger patch may leave less room
-            if st.session_state.get(name, 0) > side - patch:
-                st.session_state[name] = side - patch
-        x = st.slider("Patch left edge (x)", 0, w - patch, min((w - patch) // 2, w - patch), key="lc_x")
-        y = st.slider("Patch top edge (y)", 0, h - patch, min((h - patch) // 2, h - patch), key="lc_y")
+        for name, side in (("lc_x", w), ("lc_y", h)):  # centred at first; a bigger patch may leave less room
+            st.session_state.setdefault(name, (side - patch) // 2)
+            st.session_state[name] = min(max(st.session_state[name], 0), side - patch)
+        x = st.slider("Patch left edge (x)", 0, w - patch, key="lc_x")
+        y = st.slider("Patch top edge (y)", 0, h - patch, key="lc_y")
     covered, prediction = with_notices(occlusion.covered_prediction, loaded, image, x, y, patch, fill)
-    left.plotly_chart(flc.patch_figure(covered, x, y, patch), key="lc_patch_figure")
+    key = _pick_key(mouse)
+    picture.plotly_chart(flc.patch_figure(covered, x, y, patch, mouse=mouse), key=key,
+                         on_select=partial(_place, key, (h, w)), selection_mode=("points", "box"),
+                         config={"displayModeBar": False})
+    picture.caption("**Drag a box** over the picture: the patch covers it. **Click to move**: the patch's centre "
+                    "goes where you click. The sliders below fine-tune it.")
     right.plotly_chart(topk_bar(prediction.top, "Top 5 with the patch"), key="lc_patch_top5")
     right.caption(f"The network sees a {w}×{h} picture; the patch covers {patch}×{patch} px of it at "
                   f"({x}, {y}). Forward pass: {prediction.seconds * 1000:.0f} ms.")
@@ -59,7 +96,7 @@ def _sensitivity_section(loaded: models.LoadedModel, image: np.ndarray, image_ke
     st.caption(f"{positions} patch positions, {occlusion.BATCH} per forward pass.")
     key = (loaded.name, loaded.pretrained, image_key, target, patch, stride, fill)
     drop = background(
-        WORK_QUEUE, "occlusion", key,
+        heavy_queue(), "occlusion", key,
         lambda progress: occlusion.sensitivity(loaded, image, target, patch=patch, stride=stride, fill=fill,
                                                progress=progress),
         label=f"Occlusion map of {loaded.categories[target]}", start_label="Compute the occlusion map", share=True,
@@ -108,7 +145,7 @@ def _sweep_section(loaded: models.LoadedModel, image: np.ndarray, image_key: str
     values = np.linspace(low, high, steps)
     key = (loaded.name, loaded.pretrained, image_key, kind, base)
     result = background(
-        WORK_QUEUE, "sweep", key,
+        heavy_queue(), "sweep", key,
         lambda progress: invariance.sweep(loaded, image, kind, values, classes, base=base, progress=progress),
         label=f"Sweep of {kind}", start_label=f"Sweep {kind}", share=True,
     )
@@ -126,7 +163,7 @@ def _equivariance_section(loaded: models.LoadedModel, image: np.ndarray, image_k
     shift = st.select_slider("Shift (px)", SHIFTS, value=32, key="lc_equi_shift")
     key = (loaded.name, loaded.pretrained, image_key, shift)
     rows = background(
-        WORK_QUEUE, "equivariance", key,
+        heavy_queue(), "equivariance", key,
         lambda progress: invariance.layer_equivariance(loaded, image, shift),
         label="Layer shifts", start_label="Measure every layer", share=True,
     )

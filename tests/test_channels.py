@@ -73,3 +73,41 @@ def test_ranking_equals_activation_times_gradient_by_autograd(net32, rng):
 def test_last_block_is_a_module_name_feature_visualization_accepts(lite0):
     assert channels.last_block_module(lite0) == "_bn1"  # the head's ReLU6 is the stem's module run again
     assert channels.last_block_module(make_loaded(tiny_convnet(), 8)) == "4"
+
+
+class _TwoBranches(torch.nn.Module):
+    """Two 2-channel convolutions side by side, concatenated: 4 channels, none of its leaves has 4."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(channels, 2, 1), torch.nn.Conv2d(channels, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.a(x), self.b(x)], dim=1)
+
+
+def test_feature_maps_layer_is_a_listed_layer_with_the_blocks_channels():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()),  # "0": a block of leaves
+        torch.nn.Sequential(torch.nn.Conv2d(4, 4, 1), torch.nn.Conv2d(4, 6, 1)),  # "1": ends with 6 channels
+        _TwoBranches(6),  # "2": two 2-channel branches concatenated: 4 channels
+        torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16, 3),
+    )
+    loaded = make_loaded(net, 8)
+    listed = [row.name for row in activations.layer_table(loaded) if len(row.output_shape) == 3]
+    assert listed == ["0.0", "0.1", "1.0", "1.1", "2.a", "2.b", "3", "4"]
+    assert channels.feature_maps_layer(loaded, "1.0") == "1.0"  # listed: itself
+    assert channels.feature_maps_layer(loaded, "0") == "0.1"  # the block's last leaf
+    assert channels.feature_maps_layer(loaded, "1") == "1.1"
+    assert channels.feature_maps_layer(loaded, "2") == "3"  # no 4-channel leaf inside: the next listed one
+    assert channels.feature_maps_layer(loaded, "nothing") == "nothing"
+
+
+def test_feature_maps_layer_of_resnets_last_block():
+    from vizlib import models
+
+    resnet = models.load_model("resnet18", pretrained=False, device="cpu")
+    block = channels.last_block_module(resnet)
+    assert block == "layer4"
+    assert channels.feature_maps_layer(resnet, block) == "layer4.1.bn2"  # 512 channels, as layer4's output

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import open_page
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figure as _figure
-from ui.look_closer import WORK_QUEUE
+from ui.queues import heavy_queue
 from vizlib import channels, featurevis, images, models, occlusion
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning:captum")]
@@ -27,6 +27,17 @@ def _wait(queue, timeout: float = 600) -> None:
     while queue.counts() != (0, 0):
         assert time.monotonic() < end, "the queued work did not finish"
         time.sleep(0.2)
+
+
+def _in_worker(fn):
+    """``fn()`` run in the heavy queue's worker thread, where the page's queued work ran.
+
+    torch's intra-op thread count belongs to each thread: a new thread takes the process-wide count of its first
+    call (one, from app.py's ``configure_process``) while the test's main thread keeps the count it started with.
+    A convolution summed with another number of threads differs in the last bits, so a reference at 1e-6 must be
+    computed with the worker's count: in the worker itself.
+    """
+    return heavy_queue().submit("test-reference", lambda progress: fn()).result(600)
 
 
 def _bars(at, key: str) -> list[tuple[str, float]]:
@@ -49,7 +60,7 @@ def test_moving_patch_and_occlusion_map_are_vizlibs(lite0, cat):
     at.select_slider(key="lc_map_stride").set_value(32).run()
     target = models.classify(lite0, cat).indices[0]
     at.button(key="job:occlusion:start").click().run()
-    _wait(WORK_QUEUE)
+    _wait(heavy_queue())
     at.run()
     assert not at.exception, at.exception
     fig = _figure(at, "lc_sensitivity_figure")
@@ -65,7 +76,7 @@ def test_channel_page_finds_photos_and_opens_a_channel_in_feature_maps(lite0, ca
     layer_box.set_value("_conv_stem").run()
     at.select_slider(key="ch_steps").set_value(64).run()
     at.button(key="job:bank:start").click().run()
-    _wait(WORK_QUEUE)
+    _wait(heavy_queue())
     at.run()
     expected = channels.dataset_examples(lite0, "_conv_stem", 0, extra=("your image", cat))
     shown = [img for img in at.get("image") if any("·" in (i.caption or "") for i in img.proto.imgs)]
@@ -93,14 +104,46 @@ def test_cam_page_sanity_check_flags_by_the_librarys_numbers(lite0, cat):
     at = open_page("pages/cam.py", timeout=600)
     at.multiselect(key="cam_methods").set_value(["gradcam", "guided_backprop"]).run()
     at.button(key="job:cam_sanity:start").click().run()
-    _wait(WORK_QUEUE)
+    _wait(heavy_queue())
     at.run()
     assert not at.exception, at.exception
     target = models.classify(lite0, cat).indices[0]
     untrained = models.load_model(models.DEFAULT_MODEL, pretrained=False, device="cpu")
-    check = cam_sanity.sanity_check(lite0, untrained, cat, target, ("gradcam", "guided_backprop"), "_swish_1")
+    check = _in_worker(lambda: cam_sanity.sanity_check(lite0, untrained, cat, target, ("gradcam", "guided_backprop"),
+                                                       "_swish_1"))
     lines = _figure(at, "cam_sanity_correlation")["data"]
     np.testing.assert_allclose(_array(lines[0]["y"]), [s.correlation["gradcam"] for s in check.steps], atol=1e-6)
     flagged = " ".join(w.value for w in at.warning)
     for method in check.flagged:
         assert f"**{cam.TITLES[method]}** barely changes" in flagged
+
+
+def test_a_resnets_last_block_opens_in_feature_maps_on_a_layer_it_lists():
+    """ResNet-18 (untrained, seeded) as the session's own model: its last block ``layer4`` is a container the
+    Feature maps page does not list; a channel opens on ``layer4.1.bn2``, the block's last layer with 512 channels."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    from tests.test_page_user_model import CLASSES, _load
+    from tests.test_user_models import as_safetensors, seeded_resnet
+
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    _load(at, "resnet.safetensors", as_safetensors(seeded_resnet().state_dict()), classes=CLASSES)
+    own = at.session_state["own_model"]
+    photo = images.gallery()[1]
+    at.sidebar.selectbox(key="gallery_key").set_value(photo.key).run()  # not the first (default) photo
+    at.switch_page("pages/channels.py").run()
+    assert not at.exception, at.exception
+    image = at.session_state["image"]
+    layer, top = channels.rank_channels(own, image, models.classify(own, image).indices[0])
+    assert layer == "layer4"
+    assert any("**layer4.1.bn2**" in c.value for c in at.caption)
+    at.button(key=f"ch_goto_{top[0].channel}").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Feature maps"
+    assert at.session_state["model_name"] == own.name  # the switch kept the sidebar's choices: the model
+    assert at.session_state["gallery_key"] == photo.key and at.session_state["image_label"] == photo.title  # photo
+    assert at.selectbox(key=f"fm_stage::{own.name}").value == "layer4"
+    assert at.selectbox(key=f"fm_layer::{own.name}::layer4").value == "layer4.1.bn2"
+    assert at.selectbox(key="fm_channel::layer4.1.bn2").value == top[0].channel

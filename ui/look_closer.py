@@ -1,7 +1,8 @@
-"""What the Look closer pages (and the CAM page's sanity check) share: the work queue and small cached steps.
+"""What the Look closer pages share: small cached steps.
 
-The queue lives here, in an imported module, so one instance serves the whole process (a page script is
-re-executed on every rerun). Feature visualizations have their own queue, :data:`vizlib.featurevis.QUEUE`.
+Their expensive work (occlusion maps, sweeps, layer shifts, dataset-example banks, the CAM page's sanity check)
+runs in the app's one heavy queue, :func:`ui.queues.heavy_queue`; feature visualizations have their own queue,
+:data:`vizlib.featurevis.QUEUE`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,8 @@ import numpy as np
 import streamlit as st
 
 from vizlib import cam, models
-from vizlib.jobs import JobQueue
 
-__all__ = ["WORK_QUEUE", "class_picker", "gradcam"]
-
-#: Occlusion maps, sweeps, layer shifts, dataset-example banks and sanity checks: one at a time, in order.
-WORK_QUEUE = JobQueue("look-closer", workers=1, max_waiting=200)
-
+__all__ = ["class_picker", "gradcam"]
 
 def class_picker(loaded: models.LoadedModel, ranking: models.Prediction, key: str, label: str = "Class") -> int:
     """One of the image's top 5 classes."""

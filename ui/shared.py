@@ -321,8 +321,27 @@ def draw_navigation(pages: list[Any]) -> None:
     st.sidebar.divider()
 
 
+#: The sidebar's choices that :func:`switch_page` carries over (widgets whose default is their first option).
+_SIDEBAR_KEYS = ("model_choice", "image_source", "gallery_key", "own_open")
+_KEPT = "sidebar_kept"
+
+
+def switch_page(page: str) -> None:
+    """``st.switch_page`` that keeps the sidebar's choices.
+
+    A page switched from the server (not by a link the browser follows) arrives without the browser's widget
+    values, and Streamlit then forgets them all: the model picker would fall back to the default model and an
+    uploaded image to the sample photo. The choices are kept in plain session state and put back before the
+    sidebar is drawn.
+    """
+    st.session_state[_KEPT] = {key: st.session_state[key] for key in _SIDEBAR_KEYS if key in st.session_state}
+    st.switch_page(page)
+
+
 def draw_sidebar() -> None:
     """The shared sidebar: model picker, image source and device badge."""
+    for key, value in st.session_state.pop(_KEPT, {}).items():
+        st.session_state[key] = value
     _sidebar_model()
     user_model.section()
     _sidebar_image()

@@ -7,7 +7,13 @@ channel is in :mod:`vizlib.featurevis`.
 
 from vizlib.channels.bundle import bundled_photos
 from vizlib.channels.examples import Bank, Example, cached_bank, channel_bank, dataset_examples, receptive_patch
-from vizlib.channels.ranking import ChannelContribution, last_block_module, rank_channels, where_it_fires
+from vizlib.channels.ranking import (
+    ChannelContribution,
+    feature_maps_layer,
+    last_block_module,
+    rank_channels,
+    where_it_fires,
+)
 
 __all__ = [
     "Bank",
@@ -17,6 +23,7 @@ __all__ = [
     "cached_bank",
     "channel_bank",
     "dataset_examples",
+    "feature_maps_layer",
     "last_block_module",
     "rank_channels",
     "receptive_patch",

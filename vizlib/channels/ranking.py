@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vizlib.activations import extract, layer_table
 from vizlib.cam import Evidence
 from vizlib.cam import graph as cam_graph
 from vizlib.models import LoadedModel, run_with_cpu_fallback
 from vizlib.overlay import overlay
 
-__all__ = ["ChannelContribution", "last_block_module", "rank_channels", "where_it_fires"]
+__all__ = ["ChannelContribution", "feature_maps_layer", "last_block_module", "rank_channels", "where_it_fires"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,35 @@ def last_block_module(loaded: LoadedModel) -> str:
             return target
         node = node.args[0] if node.args and hasattr(node.args[0], "op") else None
     return default
+
+
+def feature_maps_layer(loaded: LoadedModel, layer: str) -> str:
+    """The layer the Feature maps page lists that shows the channels of ``layer``.
+
+    That page lists the leaf layers with a ``(C, h, w)`` output (:func:`vizlib.activations.layer_table`). A block
+    that is a container is not among them (ResNet's ``layer4``, the last block :func:`last_block_module` names):
+    then the last listed layer inside it with as many channels as the block puts out is taken (ResNet-18's
+    ``layer4.1.bn2``: the last convolution's normalised output, before the residual sum and the ReLU), else the
+    first listed layer after the block with that many channels (after a block that concatenates branches, as
+    GoogLeNet's ``inception5b``, the pooling of its output). ``layer`` itself when nothing fits.
+
+    Args:
+        loaded: A registry model.
+        layer: A name from ``model.named_modules()``.
+
+    Returns:
+        A layer-table name (or ``layer``).
+    """
+    rows = [row for row in layer_table(loaded) if len(row.output_shape) == 3]
+    if any(row.name == layer for row in rows):
+        return layer
+    inside = [i for i, row in enumerate(rows) if row.name.startswith(f"{layer}.")]
+    if not inside:
+        return layer
+    h, w = loaded.input_size
+    width = int(extract(loaded, np.zeros((h, w, 3), np.uint8), [layer])[layer].shape[0])
+    candidates = [rows[i] for i in reversed(inside)] + list(rows[inside[-1] + 1 :])
+    return next((row.name for row in candidates if row.output_shape[0] == width), layer)
 
 
 def rank_channels(

@@ -4,6 +4,7 @@ the sanity-check cascade."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -13,8 +14,10 @@ from vizlib.figures.cam import colorscale
 from vizlib.figures.common import picture_trace
 
 __all__ = [
+    "MOUSE_MODES",
     "equivariance_figure",
     "patch_figure",
+    "placed_patch",
     "sanity_correlation_figure",
     "sanity_maps_figure",
     "sensitivity_figure",
@@ -29,14 +32,101 @@ def _square_axes(fig: go.Figure, **where) -> None:
     fig.update_xaxes(constrain="domain", showticklabels=False, **where)
 
 
-def patch_figure(picture: np.ndarray, x: int, y: int, patch: int, title: str | None = None) -> go.Figure:
-    """The network's picture (already covered) with the patch outlined."""
+#: How the mouse places the patch on :func:`patch_figure`. Streamlit takes clicks as selections only while
+#: dragging does not select, so the two are modes.
+MOUSE_MODES: dict[str, str] = {"box": "drag a box", "click": "click to move"}
+
+
+def patch_figure(picture: np.ndarray, x: int, y: int, patch: int, title: str | None = None, *,
+                 grid: int = 8, mouse: str = "box") -> go.Figure:
+    """The network's picture (already covered) with the patch outlined, ready to place the patch on.
+
+    With ``mouse="box"`` a drag draws a box selection (the patch takes the box's place and size); with
+    ``mouse="click"`` invisible points every ``grid`` pixels take a click (the patch's centre goes there) and a
+    drag does nothing (the axes are fixed). Read either back with :func:`placed_patch`.
+
+    Args:
+        picture: ``h x w x 3`` uint8, the picture the network sees.
+        x: Left edge of the patch, pixels.
+        y: Top edge of the patch, pixels.
+        patch: Side of the patch, pixels.
+        title: Optional title.
+        grid: Spacing of the clickable points, pixels.
+        mouse: A key of :data:`MOUSE_MODES`.
+    """
+    if mouse not in MOUSE_MODES:
+        raise ValueError(f"Unknown mouse mode {mouse!r}. Choose one of: {', '.join(MOUSE_MODES)}.")
+    h, w = picture.shape[:2]
     fig = go.Figure(picture_trace(picture, hoverinfo="skip"))
+    cols, rows = np.meshgrid(np.arange(grid // 2, w, grid), np.arange(grid // 2, h, grid))
+    fig.add_trace(go.Scatter(
+        x=cols.ravel(), y=rows.ravel(), mode="markers", marker={"size": grid, "opacity": 0}, showlegend=False,
+        name="place", hovertemplate="(%{x}, %{y})<extra></extra>",
+    ))
     fig.add_shape(type="rect", x0=x - 0.5, y0=y - 0.5, x1=x + patch - 0.5, y1=y + patch - 0.5,
                   line={"color": "#D55E00", "width": 2})
     _square_axes(fig)
-    fig.update_layout(title=title, height=340, margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0})
+    fig.update_xaxes(range=[-0.5, w - 0.5], fixedrange=True, showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[h - 0.5, -0.5], autorange=False, fixedrange=True, showgrid=False, zeroline=False)
+    fig.update_layout(title=title, height=340, margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0},
+                      dragmode="select" if mouse == "box" else "pan", clickmode="event+select", hovermode="closest",
+                      newselection={"line": {"color": "#D55E00", "dash": "dot"}})
     return fig
+
+
+def _coordinate(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def placed_patch(
+    selection: Mapping[str, Any] | None, input_size: tuple[int, int], patch: int, *, min_patch: int = 8,
+    max_patch: int | None = None, step: int = 4,
+) -> tuple[int, int, int] | None:
+    """Where the student put the patch on :func:`patch_figure`, from Streamlit's selection state.
+
+    A dragged box wins over points: the patch becomes the square on the box's longer side (rounded to ``step``
+    pixels, within ``[min_patch, max_patch]``) centred where the box is centred. A click (a selected point)
+    keeps the size and centres the patch on the point. The pixel ``c`` a patch is centred on becomes its
+    column (row) ``patch // 2``; the patch then moves inside the picture if it reaches past an edge.
+
+    Args:
+        selection: ``event.selection`` of ``st.plotly_chart(..., on_select=...)`` (or None).
+        input_size: ``(h, w)`` of the picture.
+        patch: The patch's side now, pixels.
+        min_patch: Smallest side a box gives.
+        max_patch: Largest side a box gives (default: the picture's shorter side).
+        step: A box's side is rounded to a multiple of this.
+
+    Returns:
+        ``(x, y, patch)`` (left edge, top edge, side), or None when nothing usable was selected.
+    """
+    h, w = input_size
+    largest = min(h, w) if max_patch is None else min(max_patch, h, w)
+    centre: tuple[float, float] | None = None
+    for box in reversed(list((selection or {}).get("box") or [])):
+        xs = [_coordinate(v) for v in (box.get("x") or [])[:2]] if isinstance(box, Mapping) else []
+        ys = [_coordinate(v) for v in (box.get("y") or [])[:2]] if isinstance(box, Mapping) else []
+        if len(xs) == 2 and len(ys) == 2 and None not in xs + ys:
+            side = max(abs(xs[1] - xs[0]), abs(ys[1] - ys[0]))
+            patch = int(min(max(step * round(side / step), min_patch), largest))
+            centre = ((xs[0] + xs[1]) / 2, (ys[0] + ys[1]) / 2)
+            break
+    if centre is None:
+        for point in reversed(list((selection or {}).get("points") or [])):
+            if isinstance(point, Mapping):
+                cx, cy = _coordinate(point.get("x")), _coordinate(point.get("y"))
+                if cx is not None and cy is not None:
+                    centre = (cx, cy)
+                    break
+    if centre is None:
+        return None
+    patch = int(min(max(patch, 1), h, w))
+    x, y = (int(np.floor(c + 0.5)) - patch // 2 for c in centre)
+    return min(max(x, 0), w - patch), min(max(y, 0), h - patch), patch
 
 
 def sensitivity_figure(
