@@ -64,3 +64,26 @@ def test_each_step_equals_maps_of_a_model_randomised_by_hand(rng):
         torch.testing.assert_close(v, before[k])
     assert check.mean_correlation("gradcam") == pytest.approx(
         np.mean([s.correlation["gradcam"] for s in check.steps[1:]]))
+
+
+def test_a_model_with_its_own_head_is_randomised_with_a_head_of_its_own_shape(rng):
+    """A user's model (3 classes) against the registry architecture untrained (5 classes): the head that does
+    not fit is drawn anew at its own shape, seeded, with the trained head's spread; every other tensor is the
+    untrained one; the whole check runs."""
+    net = tiny_convnet(0)
+    net[-1] = torch.nn.Linear(6, 3)
+    trained = make_loaded(net, 16)
+    untrained = make_loaded(tiny_convnet(1), 16)
+    mine = {k: v.clone() for k, v in trained.model.state_dict().items()}
+    state = cam_sanity._random_state(untrained.model.state_dict(), mine)
+    assert {k: v.shape for k, v in state.items()} == {k: v.shape for k, v in mine.items()}
+    for key in ("0.weight", "0.bias", "3.weight", "3.bias"):
+        assert torch.equal(state[key], untrained.model.state_dict()[key])
+    for key in ("7.weight", "7.bias"):
+        assert not torch.equal(state[key], mine[key])
+        assert abs(float(state[key].std()) / float(mine[key].std()) - 1) < 0.8  # the same order of spread
+    again = cam_sanity._random_state(untrained.model.state_dict(), mine)
+    assert all(torch.equal(again[k], state[k]) for k in state)  # seeded
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    check = cam_sanity.sanity_check(trained, untrained, image, 2, ("gradcam",), "3", steps=2)
+    assert check.steps[0].label == "trained" and len(check.steps) == 3

@@ -102,6 +102,21 @@ def _belongs(key: str, groups: Sequence[str]) -> bool:
     return any(key == g or key.startswith(g + ".") for g in groups)
 
 
+def _random_state(untrained: dict[str, torch.Tensor], trained: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The untrained weights, and for a tensor whose shape differs (a model's own head, e.g. 10 classes where the
+    registry architecture has 1000) seeded normal values with that trained tensor's spread."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, value in untrained.items():
+        mine = trained.get(key)
+        if mine is None or mine.shape == value.shape or not mine.is_floating_point():
+            state[key] = value
+            continue
+        spread = float(mine.float().std()) if mine.numel() > 1 else 0.0
+        state[key] = (torch.randn(mine.shape, generator=generator) * spread).to(mine.dtype)
+    return state
+
+
 def sanity_check(
     loaded: LoadedModel,
     untrained: LoadedModel,
@@ -132,10 +147,10 @@ def sanity_check(
         ValueError: The two models differ in architecture.
         vizlib.cam.CAMError: A bad method, class or layer.
     """
-    random_state = untrained.model.state_dict()
     with loaded.shared():
         private = copy.deepcopy(loaded.model).to("cpu").eval()
     trained_state = {k: v.clone() for k, v in private.state_dict().items()}
+    random_state = _random_state(untrained.model.state_dict(), trained_state)
     if trained_state.keys() != random_state.keys():
         raise ValueError(f"{untrained.name} does not have {loaded.name}'s architecture.")
     twin = LoadedModel(f"{loaded.name}-sanity", private, torch.device("cpu"), loaded.categories, loaded.spec, False)
