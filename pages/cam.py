@@ -17,6 +17,7 @@ from ui.shared import (
     untrained_model,
     with_notices,
 )
+from ui.user_model import architecture_of
 from vizlib import activations, cam, images, models, overlay
 from vizlib import feature_maps as fm
 from vizlib.cam import sanity as cam_sanity
@@ -266,9 +267,10 @@ def _sanity_section(loaded: models.LoadedModel, image: np.ndarray, image_key: st
     )
     chosen = tuple(m for m in methods if m not in SLOW) or ("gradcam",)
     key = (loaded.name, image_key, target, layer, chosen)
+    architecture = architecture_of(loaded.name)  # a session's own model is known in this thread, not the queue's
     check = background(
         heavy_queue(), "cam_sanity", key,
-        lambda progress: cam_sanity.sanity_check(loaded, untrained_model(loaded.name), image, target, chosen, layer,
+        lambda progress: cam_sanity.sanity_check(loaded, untrained_model(architecture), image, target, chosen, layer,
                                                  progress=progress),
         label="Sanity check", start_label="Randomise the layers, top down", share=True,
     )

@@ -285,3 +285,11 @@ def test_look_closer_and_channels_on_resnet18(app_server, browser_factory, tmp_p
     picker = sidebar.locator("[data-testid='stSelectbox']").filter(has=page.get_by_text("Model", exact=True))
     assert "Your model: resnet.safetensors" in _shown(picker)
 
+
+    # The sanity check of the CAM page on the same network: its layers randomised from the top down (the
+    # registry's untrained ResNet-18, with a head of this model's own shape), one verdict per method
+    nav_link(page, "Class activation maps").click(timeout=WAIT)
+    page.get_by_role("heading", name="Class activation maps").first.wait_for(timeout=WAIT)
+    _click_button(page, "Randomise the layers, top down")
+    assert len(_verdicts(page)) >= 1
+    assert page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").count() == 0
