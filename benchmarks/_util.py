@@ -28,6 +28,18 @@ def median_seconds(fn: Callable[[], object], *, repeats: int = 15, warmup: int =
     return statistics.median(times)
 
 
+def median_cpu_ms(fn: Callable[[], object], rounds: int, *, warmup: int = 0) -> float:
+    """Median CPU time of ``fn()`` over ``rounds`` calls (after ``warmup`` untimed ones), in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return 1e3 * statistics.median(times)
+
+
 def machine() -> str:
     """One line naming the machine: CPU model, cores, torch threads, GPU if any."""
     cpu = platform.processor() or platform.machine()

@@ -47,7 +47,7 @@ from streamlit.elements.lib.layout_utils import LayoutConfig  # noqa: E402
 from streamlit.runtime.memory_media_file_storage import _calculate_file_id  # noqa: E402
 
 from benchmarks._plotly_overview import overview_figure  # noqa: E402
-from benchmarks._util import machine  # noqa: E402
+from benchmarks._util import machine, median_cpu_ms  # noqa: E402
 from tests.app_process import cpu_seconds, start_app, stop_app  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vizlib import feature_maps as fm  # noqa: E402
@@ -57,14 +57,6 @@ from vizlib.figures import feature_maps as ffm  # noqa: E402
 K = 8
 
 
-def _cpu_ms(fn, rounds: int) -> float:
-    fn()  # warm-up (plotly's validators, fonts, caches)
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return 1e3 * statistics.median(times)
 
 
 def _plotly_chart_marshal(fig) -> str:
@@ -215,21 +207,21 @@ def main() -> None:
     spec = figure.to_json()
     picture = fm.overview_picture(rows)
     png = fm.encode_png(picture.image, filters=False)
-    old_once = _cpu_ms(lambda: overview_figure(fm.network_overview(acts, k=K)).to_json(), args.rounds)
-    new_once = _cpu_ms(lambda: fm.encode_png(fm.overview_picture(fm.network_overview(acts, k=K)).image,
+    old_once = median_cpu_ms(lambda: overview_figure(fm.network_overview(acts, k=K)).to_json(), args.rounds, warmup=1)
+    new_once = median_cpu_ms(lambda: fm.encode_png(fm.overview_picture(fm.network_overview(acts, k=K)).image,
                                              filters=False), args.rounds)
     _row("overview once per image: rank + build + serialize / encode", old_once, new_once)
-    _row("overview on every rerun: st.plotly_chart / st.image", _cpu_ms(lambda: _plotly_chart_marshal(figure),
-         args.rounds), _cpu_ms(lambda: _image_marshal(png), args.rounds))
+    _row("overview on every rerun: st.plotly_chart / st.image", median_cpu_ms(lambda: _plotly_chart_marshal(figure),
+         args.rounds, warmup=1), median_cpu_ms(lambda: _image_marshal(png), args.rounds, warmup=1))
     print(f"| overview sent to the browser, KB | {len(spec) / 1e3:.0f} | {len(png) / 1e3:.0f} | "
           f"{len(png) / len(spec):.3f} |")
     h, w = picture.image.shape[:2]
-    filtered = _cpu_ms(lambda: fm.encode_png(picture.image), args.rounds)
-    plain = _cpu_ms(lambda: fm.encode_png(picture.image, filters=False), args.rounds)
+    filtered = median_cpu_ms(lambda: fm.encode_png(picture.image), args.rounds, warmup=1)
+    plain = median_cpu_ms(lambda: fm.encode_png(picture.image, filters=False), args.rounds, warmup=1)
     _row(f"PNG of the {w}x{h} overview: row filters / none", filtered, plain)
     montage = fm.montage(acts[fm.default_layer(acts.layers)]).image
-    filtered = _cpu_ms(lambda: fm.encode_png(montage), args.rounds)
-    plain = _cpu_ms(lambda: fm.encode_png(montage, filters=False), args.rounds)
+    filtered = median_cpu_ms(lambda: fm.encode_png(montage), args.rounds, warmup=1)
+    plain = median_cpu_ms(lambda: fm.encode_png(montage, filters=False), args.rounds, warmup=1)
     sizes = len(fm.encode_png(montage)) / 1e3, len(fm.encode_png(montage, filters=False)) / 1e3
     _row(f"PNG of the default layer's montage ({sizes[0]:.0f} / {sizes[1]:.0f} KB): row filters / none",
          filtered, plain)
@@ -252,8 +244,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, build in channel_figs.items():
         fig = build()
-        print(f"| {name} | {_cpu_ms(build, args.rounds):.1f} | "
-              f"{_cpu_ms(lambda fig=fig: _plotly_chart_marshal(fig), args.rounds):.1f} | "
+        print(f"| {name} | {median_cpu_ms(build, args.rounds, warmup=1):.1f} | "
+              f"{median_cpu_ms(lambda fig=fig: _plotly_chart_marshal(fig), args.rounds, warmup=1):.1f} | "
               f"{len(specs[name]) / 1e3:.0f} | {browser[name][0]:.0f} |")
     if args.page:
         _page_visits(args.page, args.visits)

@@ -22,7 +22,6 @@ import datetime
 import gc
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,21 +35,12 @@ from plotly.subplots import make_subplots  # noqa: E402
 
 from benchmarks._plotly_overview import OVERVIEW_TILE, overview_figure  # noqa: E402
 from benchmarks._plotly_overview import row_picture as _row_picture  # noqa: E402
-from benchmarks._util import machine  # noqa: E402
+from benchmarks._util import machine, median_cpu_ms  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vizlib import cam, images, models  # noqa: E402
 from vizlib import feature_maps as fm  # noqa: E402
 from vizlib.figures import cam as fcam  # noqa: E402
 from vizlib.figures.common import png_data_uri  # noqa: E402
-
-
-def _cpu_ms(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return 1e3 * statistics.median(times)
 
 
 def _overview_before(rows, colormap: str = "viridis", tile: int = OVERVIEW_TILE) -> go.Figure:
@@ -100,18 +90,18 @@ def main() -> None:
     print("|---|---:|---:|---:|")
 
     gc.unfreeze()
-    full = _cpu_ms(lambda: gc.collect(2), args.rounds)
+    full = median_cpu_ms(lambda: gc.collect(2), args.rounds)
     tracked = len(gc.get_objects())
     gc.freeze()
-    frozen = _cpu_ms(lambda: gc.collect(2), args.rounds)
+    frozen = median_cpu_ms(lambda: gc.collect(2), args.rounds)
     gc.unfreeze()
     print(f"| full garbage collection ({tracked:,} objects), CPU ms | {full:.1f} | {frozen:.3f} (frozen) | "
           f"{frozen / full:.4f} |")
 
     rows = fm.network_overview(fm.compute_activations(loaded, photo), k=8, by="mean")
     _overview_before(rows), overview_figure(rows)  # first calls fill plotly's validator caches
-    before = _cpu_ms(lambda: _overview_before(rows), args.rounds)
-    now = _cpu_ms(lambda: overview_figure(rows), args.rounds)
+    before = median_cpu_ms(lambda: _overview_before(rows), args.rounds)
+    now = median_cpu_ms(lambda: overview_figure(rows), args.rounds)
     print(f"| network-overview figure ({len(rows)} stages), CPU ms | {before:.0f} | {now:.0f} | {now / before:.2f} |")
 
     target = models.classify(loaded, photo, 1).indices[0]
