@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vizlib import feature_maps as fm
+from tests.figure_check import checked
 from vizlib.figures import feature_maps as ffm
 
 
@@ -22,7 +23,7 @@ def _decode(uri: str) -> np.ndarray:
 
 def test_channel_heatmap_values_scale_and_orientation():
     values = np.arange(12, dtype=np.float32).reshape(3, 4)
-    fig = ffm.channel_heatmap(values, colormap="cividis", zmin=-1.0, zmax=20.0, title="c")
+    fig = checked(ffm.channel_heatmap(values, colormap="cividis", zmin=-1.0, zmax=20.0, title="c"))
     heat = fig.data[0]
     np.testing.assert_array_equal(np.asarray(heat.z), values)
     assert (heat.zmin, heat.zmax) == (-1.0, 20.0)
@@ -35,7 +36,7 @@ def test_channel_heatmap_values_scale_and_orientation():
 def test_overlay_cells_cover_the_whole_image():
     image = np.full((40, 80, 3), 200, dtype=np.uint8)
     values = np.arange(8, dtype=np.float32).reshape(2, 4)
-    fig = ffm.channel_overlay(image, values, opacity=0.3, max_side=20)
+    fig = checked(ffm.channel_overlay(image, values, opacity=0.3, max_side=20))
     picture, heat = fig.data
     assert picture.type == "image" and (picture.dx, picture.dy) == (4, 4)
     np.testing.assert_array_equal(_decode(picture.source), image[::4, ::4])
@@ -50,7 +51,7 @@ def test_overlay_cells_cover_the_whole_image():
 def test_histogram_marks_what_a_relu_zeroes():
     values = np.array([[[-1.5, -0.5, 0.5, 1.5]]], dtype=np.float32)
     stats = fm.channel_stats(values, 0, bins=4)  # edges -1.5, -0.75, 0, 0.75, 1.5
-    bar = ffm.histogram_figure(stats).data[0]
+    bar = checked(ffm.histogram_figure(stats, title="h")).data[0]
     np.testing.assert_array_equal(bar.y, [1, 1, 1, 1])
     np.testing.assert_allclose(bar.x, [-1.125, -0.375, 0.375, 1.125])
     np.testing.assert_allclose(bar.width, [0.75] * 4)
@@ -58,5 +59,24 @@ def test_histogram_marks_what_a_relu_zeroes():
 
 
 def test_scores_strongest_on_top():
-    bar = ffm.scores_figure([(5, 3.0), (2, 1.0)], by="max").data[0]
+    bar = checked(ffm.scores_figure([(5, 3.0), (2, 1.0)], by="max")).data[0]
     assert list(bar.y) == ["channel 2", "channel 5"] and list(bar.x) == [1.0, 3.0]
+
+
+def test_checked_catches_a_spec_plotly_would_rewrite_or_refuse():
+    from vizlib.figures.common import spec_figure
+
+    with pytest.raises(AssertionError):
+        checked(spec_figure({"data": [{"type": "bar", "x": [1]}], "layout": {"title": "a bare string"}}))
+    with pytest.raises(ValueError):
+        checked(spec_figure({"data": [{"type": "bar", "x": [1], "colour": "red"}], "layout": {}}))
+
+
+def test_every_figure_of_the_page_is_a_valid_spec():
+    values = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    stats = fm.channel_stats(values[None], 0)
+    image = np.zeros((30, 25, 3), np.uint8)
+    for fig in (ffm.channel_heatmap(values), ffm.channel_heatmap(values, zmin=0.0, zmax=1.0, title="t"),
+                ffm.channel_overlay(image, values, title="o"), ffm.histogram_figure(stats),
+                ffm.scores_figure([(1, 2.0)])):
+        checked(fig)

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from vizlib.caching import LRUCache
 
-__all__ = ["image_figure", "picture_trace", "png_data_uri", "topk_bar"]
+__all__ = ["image_figure", "picture_trace", "png_data_uri", "spec_figure", "topk_bar"]
 
 
 #: Data URIs of recent pictures by content: a page redraws the same photo in several figures and on every rerun.
@@ -30,6 +30,18 @@ def png_data_uri(image: np.ndarray) -> str:
     return _URIS.get_or_create(
         key, lambda: "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
     )
+
+
+def spec_figure(spec: dict) -> go.Figure:
+    """A plotly figure from a complete spec (``{"data": [...], "layout": {...}}``) without plotly's validation.
+
+    Building a figure through plotly's validators (``go.Heatmap(...)``, ``update_layout``, ``update_xaxes``)
+    costs 5 to 50 ms per figure on the server, paid for every new image by every student; the same figure from
+    its spec costs under a millisecond, and Streamlit sends the same JSON (``benchmarks/bench_figures.py``).
+    The spec must be in plotly's canonical form (titles as ``{"text": ...}``, every property valid): the tests
+    rebuild every figure made this way with validation on (``go.Figure(fig.to_dict())``) and compare.
+    """
+    return go.Figure(spec, _validate=False)
 
 
 def picture_trace(image: np.ndarray, *, stride: int = 1, **kwargs) -> go.Image:
@@ -58,26 +70,21 @@ def topk_bar(top: Sequence[tuple[str, float]], title: str | None = None) -> go.F
     """
     names = [name for name, _ in top][::-1]
     probs = [float(p) for _, p in top][::-1]
-    fig = go.Figure(
-        go.Bar(
-            x=probs,
-            y=names,
-            orientation="h",
-            text=[f"{p:.1%}" for p in probs],
-            textposition="outside",
-            cliponaxis=False,
-            marker_color="#0072B2",
-            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=title,
-        xaxis={"range": [0, 1.12], "tickformat": ".0%", "title": "probability", "tickvals": [0, 0.25, 0.5, 0.75, 1]},
-        yaxis={"automargin": True},
-        height=60 + 42 * len(names),
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 40},
-    )
-    return fig
+    bar = {
+        "type": "bar", "x": probs, "y": names, "orientation": "h", "text": [f"{p:.1%}" for p in probs],
+        "textposition": "outside", "cliponaxis": False, "marker": {"color": "#0072B2"},
+        "hovertemplate": "%{y}: %{x:.2%}<extra></extra>",
+    }
+    layout = {
+        "xaxis": {"range": [0, 1.12], "tickformat": ".0%", "title": {"text": "probability"},
+                  "tickvals": [0, 0.25, 0.5, 0.75, 1]},
+        "yaxis": {"automargin": True},
+        "height": 60 + 42 * len(names),
+        "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": 40},
+    }
+    if title:
+        layout["title"] = {"text": title}
+    return spec_figure({"data": [bar], "layout": layout})
 
 
 def image_figure(image: np.ndarray, title: str | None = None) -> go.Figure:
