@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import datetime
 import statistics
-import subprocess
 import sys
 import tempfile
 import time

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vizlib import feature_maps as fm
 from tests.figure_check import checked
+from vizlib import feature_maps as fm
 from vizlib.figures import feature_maps as ffm
 
 
