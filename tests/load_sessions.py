@@ -172,7 +172,7 @@ def make_uploads(folder: Path, n: int, *, salt: int = 0) -> list[Path]:
 
 def expected_prediction(loaded: models.LoadedModel, data: bytes) -> tuple[str, float]:
     """The top-1 class and its probability for an uploaded file, as the app computes it for a session."""
-    return models.predict(loaded, images.fit_image(images.load_image(data), 1024), 1)[0]
+    return models.predict(loaded, images.load_image(data, 1024), 1)[0]
 
 
 # ------------------------------------------------------------------------------------------- one session

@@ -202,6 +202,53 @@ def test_fit_image_keeps_small_and_shrinks_large():
     assert images.fit_image(big, 600).shape == (150, 600, 3)
 
 
+def _phone_photo(height: int = 3000, width: int = 4000) -> np.ndarray:
+    """A smooth, photo-like picture (gradients and soft discs), as large as a phone's."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 127 + 100 * np.sin(x / 350) * np.cos(y / 410)
+    g = 255 * x / width
+    b = 255 * np.exp(-(((x - width * 0.6) ** 2 + (y - height * 0.4) ** 2) / (2 * (height / 6) ** 2)))
+    return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
+
+
+def test_large_jpeg_decoded_at_a_reduced_scale_matches_the_full_decode(monkeypatch):
+    from PIL import JpegImagePlugin
+
+    photo = _phone_photo()
+    data = encode(Image.fromarray(photo), "JPEG", quality=92)
+    asked = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda self, mode, size: asked.append(size) or draft(self, mode, size))
+    reduced = load_image(data, 1024)
+    assert asked == [(1024, 768)]  # the decoder was asked for a reduced scale
+    full = images.fit_image(load_image(data), 1024)
+    assert reduced.shape == full.shape == (768, 1024, 3) and reduced.dtype == np.uint8
+    difference = np.abs(reduced.astype(int) - full.astype(int))
+    assert difference.mean() < 1.5 and np.percentile(difference, 99) <= 6
+
+
+def test_large_jpeg_keeps_its_exif_orientation_at_a_reduced_scale():
+    photo = _phone_photo(2400, 3200)
+    photo[:200, :200] = 255  # a white top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    out = load_image(encode(Image.fromarray(photo), "JPEG", quality=92, exif=exif), 1024)
+    assert out.shape == (1024, 768, 3)
+    assert out[:40, -40:].min() > 230  # the corner is now top-right
+
+
+def test_max_side_scales_other_formats_like_fit_image_and_leaves_small_images_alone(rng):
+    big = rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(load_image(encode(Image.fromarray(big), "PNG"), 128),
+                                  images.fit_image(big, 128))
+    small = np.full((40, 60, 3), 90, np.uint8)
+    data = encode(Image.fromarray(small), "JPEG", quality=95)
+    np.testing.assert_array_equal(load_image(data, 1024), load_image(data))
+    with pytest.raises(ValueError, match="at least 1"):
+        load_image(data, 0)
+
+
 def test_gallery_has_the_required_photos_with_licences():
     entries = images.gallery()
     assert len(entries) >= 8

@@ -304,7 +304,7 @@ def _take_bytes(origin: str, data: bytes, label: str) -> None:
     if st.session_state.get("image_origin") == origin:
         return
     try:
-        decoded = images.load_image(data)
+        decoded = images.load_image(data, SESSION_IMAGE_SIDE)  # a large JPEG decodes at a reduced scale
     except images.ImageError as exc:
         st.session_state["image_error"] = (origin, str(exc))
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -92,14 +93,21 @@ def _to_uint8_rgb(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def load_image(data: bytes) -> np.ndarray:
+def load_image(data: bytes, max_side: int | None = None) -> np.ndarray:
     """Decode an uploaded file into an HxWx3 uint8 RGB array.
 
     EXIF orientation is applied; grayscale, palette, RGBA (composited on white), 16-bit, CMYK
     and animated files (first frame) are converted.
 
+    With ``max_side``, a JPEG at least twice that size is decoded at a reduced scale (1/2, 1/4 or 1/8, the
+    smallest that still gives ``max_side`` pixels on the longer side: libjpeg skips most of the work) and the
+    result is then scaled to ``max_side`` like :func:`fit_image`: a 12-megapixel phone photo decodes several
+    times faster (``benchmarks/bench_upload.py``) into nearly the same picture. Other formats are decoded whole
+    and scaled.
+
     Args:
         data: The file's bytes.
+        max_side: Longest side of the result (``None``: the full size).
 
     Returns:
         The image as a C-contiguous HxWx3 uint8 array.
@@ -110,6 +118,8 @@ def load_image(data: bytes) -> np.ndarray:
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ImageError(f"Expected the file's bytes, got {type(data).__name__}.")
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1 pixel, got {max_side}.")
     data = bytes(data)
     if not data:
         raise ImageError("The file is empty (0 bytes). Choose a photo file such as a JPEG or PNG.")
@@ -145,6 +155,9 @@ def load_image(data: bytes) -> np.ndarray:
         try:
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
+            if max_side is not None and img.format == "JPEG" and max(width, height) >= 2 * max_side:
+                scale = max_side / max(width, height)
+                img.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img.load()
@@ -159,7 +172,7 @@ def load_image(data: bytes) -> np.ndarray:
             ) from None
     if result.ndim != 3 or result.shape[2] != 3 or result.shape[0] == 0 or result.shape[1] == 0:
         raise ImageError("The image could not be converted to RGB. Try saving it as PNG or JPEG.")
-    return result
+    return result if max_side is None else fit_image(result, max_side)
 
 
 def _too_many_pixels_message(width: int | None = None, height: int | None = None) -> str:
