@@ -55,8 +55,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC · {machine()} · {args.rounds} rounds, one thread")
-    print("| photo | file MB | whole, then scaled ms | reduced scale ms | whole / reduced [IQR] | mean / max difference |")
+    now = datetime.datetime.now(datetime.UTC)
+    print(f"# {now:%Y-%m-%d %H:%M} UTC · {machine()} · {args.rounds} rounds, one thread")
+    print("| photo | file MB | whole, then scaled ms | reduced scale ms | whole / reduced [IQR] "
+          "| mean / max difference |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, data in _photos().items():
         whole, reduced = [], []
@@ -67,7 +69,8 @@ def main() -> None:
             reduced.append(ms)
         diff = np.abs(a.astype(int) - b.astype(int))
         ratios = sorted(w / r for w, r in zip(whole, reduced, strict=True))
-        print(f"| {name} | {len(data) / 2**20:.1f} | {statistics.median(whole):.1f} | {statistics.median(reduced):.1f} | "
+        print(f"| {name} | {len(data) / 2**20:.1f} | {statistics.median(whole):.1f} | "
+              f"{statistics.median(reduced):.1f} | "
               f"{statistics.median(ratios):.1f} [{ratios[len(ratios) // 4]:.1f}-{ratios[3 * len(ratios) // 4]:.1f}] | "
               f"{diff.mean():.2f} / {diff.max()} |")
 
