@@ -19,7 +19,8 @@ sessions one replica serves with a p95 page switch of at most 2 s.
 The browsers run on the same machine as the server and take most of its CPU, so on a 2-core machine the
 latencies are an upper bound for a classroom where every student's browser runs on their own computer.
 
-Run: ``.venv/bin/python benchmarks/bench_load.py [--sessions 30 [--waves 3]] [--sweep] [--stagger 0.3] [--no-cam]``
+Run: ``.venv/bin/python benchmarks/bench_load.py [--sessions 30 [--waves 3]] [--sweep] [--stagger 0.3] [--no-cam]
+[--proxy]``
 """
 
 from __future__ import annotations
@@ -314,6 +315,9 @@ def main() -> None:
                         help="also serve the app as it was at this commit and alternate waves between the two")
     parser.add_argument("--replicas", type=int, choices=(1, 2), default=1,
                         help="2: also two replicas behind HAProxy (deploy/haproxy.cfg), waves alternating with one")
+    parser.add_argument("--proxy", action="store_true",
+                        help="put each one-replica server (and the --compare one) behind its own HAProxy with "
+                        "deploy/haproxy.cfg, as DEPLOY.md recommends; HAProxy's CPU counts as the server's")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record the server with py-spy (raw collapsed stacks) into this file during the waves")
     parser.add_argument("--settle", type=float, default=30.0,
@@ -342,6 +346,14 @@ def main() -> None:
             procs.append(proc)
             servers.append(("now, 1 replica" if args.replicas > 1 else "now" if args.compare else "", (proc.pid,), url,
                             [folder / "server.log"]))
+            if args.proxy:  # one HAProxy per one-replica server: both of the config's server lines name it
+                for i, (label, pids, url, logs) in enumerate(list(servers)):
+                    sub = folder / f"proxy{i}"
+                    sub.mkdir()
+                    proxy, proxy_url = _start_proxy(sub, [url, url])
+                    procs.append(proxy)
+                    _REPLICA_URLS[str(logs[0])] = url
+                    servers[i] = (f"{label or 'now'} behind HAProxy", pids + (proxy.pid,), proxy_url, logs)
             if args.replicas > 1:
                 env = {"STREAMLIT_SERVER_COOKIE_SECRET": "bench-load-shared-secret"}
                 reps = [start_app(folder / f"replica{i}.log", *ttl, cwd=now, env=env) for i in (1, 2)]
@@ -353,7 +365,7 @@ def main() -> None:
             for label, pids, url, logs in servers:
                 print(f"# server {label} pids {pids}, RSS at start {_memory_mb(pids)['VmRSS']:.0f} MB")
                 for log in logs:  # warm every replica directly (each loads the model on its first session)
-                    direct = url if len(logs) == 1 else _replica_url(log)
+                    direct = url if len(logs) == 1 else _replica_url(log)  # behind --proxy: fills its cache
                     args.log_path, args.log_offset = log, 0
                     warm = _wave(direct, pids, 1, 0, folder, loaded, args, label)
                     print(f"# warm-up session {label}: {warm['wall']:.0f} s, RSS after {warm['rss_after']:.0f} MB, "
