@@ -136,7 +136,7 @@ def main() -> None:
         try:
             pids: tuple[int, ...] = (proc.pid,)
             if args.proxy:
-                proxy, url = _start_proxy(folder, [url])
+                proxy, url = _start_proxy(folder, [url, url])  # both of the config's server lines name the app
                 pids = (proc.pid, proxy.pid)
             warm = make_uploads(folder / "warm", 1, salt=99)
             asyncio.run(_run(url, warm, pids))
