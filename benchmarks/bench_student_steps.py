@@ -11,7 +11,10 @@ own, through the path of ``bench_load``:
 * ``upload mode``: the sidebar switched to "Upload";
 * ``upload``: the file chosen -> the Welcome page's top-5 for it is drawn;
 * ``feature maps``: the sidebar link clicked -> the Feature maps page is fully drawn;
-* ``cam``: the sidebar link clicked -> the Class activation maps page is fully drawn.
+* ``cam``: the sidebar link clicked -> the Class activation maps page is fully drawn;
+
+and then, outside the path's total, ``feature maps again`` and ``cam again``: the two pages visited a second time
+(a student going back: the browser has already loaded their code, the server has their results).
 
 After each step it reads the CPU seconds of the app process (and HAProxy's) and of the browser from /proc, and
 the wall time of the step; medians over the students are printed, with the CPU of the model passes the path
@@ -52,6 +55,8 @@ from tests.load_sessions import (  # noqa: E402
 from vizlib import models  # noqa: E402
 
 STEPS = ("open", "upload mode", "upload", "feature maps", "cam")
+#: Steps timed after the path: the same two pages again (the browser has their code and the server its results).
+AGAIN = ("feature maps again", "cam again")
 _TIMEOUT_MS = 120_000
 _HOME_GALLERY = """() => document.querySelectorAll("[data-testid='stMain'] .st-key-top5 .ytick text").length === 5
     && document.querySelector("[data-stale='true']") === null"""
@@ -97,6 +102,12 @@ async def _student(browser, url: str, upload: Path, pids: tuple[int, ...]) -> di
         await _switch(page, "Class activation maps", _TIMEOUT_MS)
         await _until(page, _CAM_DONE, None, _TIMEOUT_MS)
         step("cam")
+        for title, done, name in (("Feature maps", _FM_DONE, AGAIN[0]), ("Class activation maps", _CAM_DONE, AGAIN[1])):
+            await asyncio.sleep(0.5)
+            step("pause")
+            await _switch(page, title, _TIMEOUT_MS)
+            await _until(page, done, None, _TIMEOUT_MS)
+            step(name)
         await asyncio.sleep(0.5)  # let the last websocket messages settle before the next student
     finally:
         await context.close()
@@ -167,6 +178,12 @@ def main() -> None:
     browser_total = statistics.median(sum(r[s][1] for s in STEPS) for r in rows)
     print(f"| **whole path** | **{total:.3f}** | {browser_total:.3f} | |")
     print(f"needed model passes per student: {needed:.3f} s CPU; server / needed = {total / needed:.1f}")
+    print("| visited again (not in the path's total) | server CPU s | browser CPU s | wall s (median / max) |")
+    print("|---|---:|---:|---:|")
+    for s in AGAIN:
+        walls = [r[s][2] for r in rows]
+        server, browser = (statistics.median(r[s][i] for r in rows) for i in (0, 1))
+        print(f"| {s} | {server:.3f} | {browser:.3f} | {statistics.median(walls):.2f} / {max(walls):.2f} |")
 
 
 if __name__ == "__main__":
