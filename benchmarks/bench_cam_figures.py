@@ -18,8 +18,8 @@ as a PNG and the map as a heatmap at its full display grid that plotly.js colour
 JavaScript; plotly's margin expansion for the colour bar draws every panel twice). Now: :mod:`vizlib.figures.cam`
 (one plain layout; per panel one PNG of the photo with the map blended over it, and a transparent heatmap for
 hover, sampled every ``HOVER_STEP``-th drawn pixel for a smooth map; fixed margins). Last, screenshots of both
-drawings of the methods figure are compared: the mean and the 99th percentile of the absolute difference of
-their pixels (0-255).
+drawings of the methods figure, laid out with the same margins, are compared: the mean and the 99th percentile
+of the absolute difference of their pixels (0-255).
 
 Run: ``.venv/bin/python benchmarks/bench_cam_figures.py [--rounds 7]``
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import statistics
 import sys
@@ -144,8 +145,10 @@ def main() -> None:
                     cpu[key][name].append(1e3 * (_children_cpu() - start))
         shots = {}
         key = next(iter(rows))
-        for name in ("before", "now"):
-            page.evaluate(SHOW, specs[name][key])
+        for name in ("before", "now"):  # the same margins, so that the panels fall on the same pixels
+            spec = json.loads(specs[name][key])
+            spec["layout"]["margin"] = json.loads(specs["now"][key])["layout"]["margin"]
+            page.evaluate(SHOW, json.dumps(spec))
             shots[name] = cv2.imdecode(np.frombuffer(page.locator("#d").screenshot(), np.uint8), cv2.IMREAD_COLOR)
         browser.close()
 
