@@ -15,13 +15,14 @@ draw every panel a second time).
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
 
-from vizlib.figures.common import png_data_uri
+from vizlib.encoding import encode_png
 from vizlib.overlay import COLORMAPS, colorize, overlay
 
 __all__ = ["HOVER_STEP", "TOLERANCE", "colorscale", "hover_grid", "is_smooth", "methods_figure", "overlay_figure"]
@@ -122,7 +123,9 @@ def _panel(
     """The image with the map blended over it, as a PNG, and the map's values for hover, transparent."""
     picture = np.clip(np.asarray(image)[::stride, ::stride], 0, 255).astype(np.uint8)
     blended = overlay(picture, np.asarray(cam, dtype=np.float32)[::stride, ::stride], colormap, opacity)
-    picture = {"type": "image", "source": png_data_uri(blended), "x0": 0, "y0": 0, "dx": stride, "dy": stride,
+    # encoded here, not through common.png_data_uri's cache of photos: the figure itself is cached by the page
+    source = "data:image/png;base64," + base64.b64encode(encode_png(blended)).decode("ascii")
+    picture = {"type": "image", "source": source, "x0": 0, "y0": 0, "dx": stride, "dy": stride,
                "hoverinfo": "skip", "xaxis": f"x{axes}", "yaxis": f"y{axes}"}
     rows, cols = hover_grid(cam, stride)
     heat = {
