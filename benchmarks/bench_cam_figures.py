@@ -15,11 +15,11 @@ photos, this prints the before/now medians and ratios of
 
 Before: ``benchmarks/_cam_figures_before.py`` (``make_subplots`` and per-panel axis updates; per panel the photo
 as a PNG and the map as a heatmap at its full display grid that plotly.js colours, blends and re-encodes in
-JavaScript; plotly's margin expansion for the colour bar draws every panel twice). Now: :mod:`vizlib.figures.cam`
-(one plain layout; per panel one PNG of the photo with the map blended over it, and a transparent heatmap for
-hover, sampled every ``HOVER_STEP``-th drawn pixel for a smooth map; fixed margins). Last, screenshots of both
-drawings of the methods figure, laid out with the same margins, are compared: the mean and the 99th percentile
-of the absolute difference of their pixels (0-255).
+JavaScript; margins expanded for the colour bar, which in the app drew every panel twice). Now:
+:mod:`vizlib.figures.cam` (one plain layout; per panel one PNG of the photo with the map blended over it, and a
+transparent heatmap for hover, sampled every ``HOVER_STEP``-th drawn pixel for a smooth map; fixed margins).
+Last, screenshots of both drawings of the methods figure, laid out with the same margins, are compared: the
+mean and the 99th percentile of the absolute difference of their pixels (0-255).
 
 Run: ``.venv/bin/python benchmarks/bench_cam_figures.py [--rounds 7]``
 """

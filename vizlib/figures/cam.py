@@ -9,8 +9,8 @@ the map's value there. Large images are shown with every ``stride``-th pixel so 
 Hover samples a map with detail at every pixel (Saliency) at every drawn pixel. A smooth map (Grad-CAM and its
 family: a layer's coarse grid, e.g. 7 x 7, resized bilinearly to the image; see :func:`is_smooth`) is sampled
 every :data:`HOVER_STEP`-th drawn pixel: its values there are the map's own, a few pixels apart on the screen.
-Plotly draws these figures once: the colour bar sits in a fixed right margin (plotly's margin expansion would
-draw every panel a second time).
+The colour bar sits in a fixed right margin: in the app, plotly's margin expansion for it drew every panel a
+second time.
 """
 
 from __future__ import annotations
