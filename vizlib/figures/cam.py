@@ -109,10 +109,12 @@ def is_smooth(cam: np.ndarray) -> bool:
 def hover_grid(cam: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The rows and columns of ``cam`` whose values hover shows, for a figure that draws every ``stride``-th.
 
-    Every ``stride``-th row and column; every ``HOVER_STEP * stride``-th for a smooth map (:func:`is_smooth`).
+    Every ``stride``-th row and column; every ``HOVER_STEP * stride``-th for a map that is smooth as drawn
+    (:func:`is_smooth` of every ``stride``-th row and column).
     """
-    step = stride * (HOVER_STEP if is_smooth(cam) else 1)
-    h, w = np.shape(cam)
+    values = np.asarray(cam)
+    step = stride * (HOVER_STEP if is_smooth(values[::stride, ::stride]) else 1)
+    h, w = values.shape
     return np.arange(0, h, step), np.arange(0, w, step)
 
 
