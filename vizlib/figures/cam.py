@@ -123,8 +123,8 @@ def _panel(
     show_scale: bool,
 ) -> list[dict]:
     """The image with the map blended over it, as a PNG, and the map's values for hover, transparent."""
-    picture = np.clip(np.asarray(image)[::stride, ::stride], 0, 255).astype(np.uint8)
-    blended = overlay(picture, np.asarray(cam, dtype=np.float32)[::stride, ::stride], colormap, opacity)
+    photo = np.clip(np.asarray(image)[::stride, ::stride], 0, 255).astype(np.uint8)
+    blended = overlay(photo, np.asarray(cam, dtype=np.float32)[::stride, ::stride], colormap, opacity)
     # encoded here, not through common.png_data_uri's cache of photos: the figure itself is cached by the page
     source = "data:image/png;base64," + base64.b64encode(encode_png(blended)).decode("ascii")
     picture = {"type": "image", "source": source, "x0": 0, "y0": 0, "dx": stride, "dy": stride,
