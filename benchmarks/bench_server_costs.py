@@ -10,7 +10,8 @@ One process, side by side, medians of CPU time (or of in-browser render time) an
    ``benchmarks/_plotly_overview.py`` builds it (the page's figure until the overview became one picture:
    ``benchmarks/bench_feature_maps_page.py`` compares the two).
 3. The CAM page's four-panel methods figure rendered by plotly.js in headless Chromium: photos as ``z``
-   pixel arrays (before) and as PNG sources (:func:`vizlib.figures.common.picture_trace`, now).
+   pixel arrays (before) and as PNG sources (:func:`vizlib.figures.common.picture_trace`, now), in the figure
+   as it was then (``benchmarks/_cam_figures_before.py``; ``bench_cam_figures.py`` compares it with today's).
 
 Run: ``.venv/bin/python benchmarks/bench_server_costs.py [--rounds 7]``
 """
@@ -33,13 +34,13 @@ import streamlit  # noqa: E402, F401  (loaded, as in the server)
 from plotly.offline import get_plotlyjs  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
+from benchmarks import _cam_figures_before as cam_figures_before  # noqa: E402
 from benchmarks._plotly_overview import OVERVIEW_TILE, overview_figure  # noqa: E402
 from benchmarks._plotly_overview import row_picture as _row_picture  # noqa: E402
 from benchmarks._util import machine, median_cpu_ms  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vizlib import cam, images, models  # noqa: E402
 from vizlib import feature_maps as fm  # noqa: E402
-from vizlib.figures import cam as fcam  # noqa: E402
 from vizlib.figures.common import png_data_uri  # noqa: E402
 
 
@@ -106,7 +107,9 @@ def main() -> None:
 
     target = models.classify(loaded, photo, 1).indices[0]
     maps = cam.compute(loaded, photo, target, ("gradcam", "gradcam++", "layercam", "saliency"))
-    figure = fcam.methods_figure(photo, maps, titles=cam.TITLES)
+    # the figure as it was when photos moved to PNG sources (photo + heatmap per panel); since then each panel
+    # is one blended PNG with a transparent heatmap: benchmarks/bench_cam_figures.py compares those
+    figure = cam_figures_before.methods_figure(photo, maps, titles=cam.TITLES)
     specs = {"before": _with_pixel_arrays(figure, photo).to_json(), "now": figure.to_json()}
     from playwright.sync_api import sync_playwright
 

@@ -63,14 +63,6 @@ def _sample_image(key: str) -> np.ndarray:
     return images.fit_image(images.load_gallery_image(key), SESSION_IMAGE_SIDE)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _overlay_png(
-    model_name: str, pretrained: bool, image_key: str, target: int, layer: str, method: str, colormap: str,
-    opacity: float, _image, _map,
-) -> bytes:
-    return fm.encode_png(overlay.overlay(_image, _map, colormap, opacity))
-
-
 # ------------------------------------------------------------------------------------------- pickers
 
 
@@ -188,10 +180,10 @@ def _downloads(
         key="cam_overlay",
     )
     stem = f"{key[0]}_{layer}_{target}_{method}".replace("+", "pp")
-    png = _overlay_png(*key, target, layer, method, colormap, opacity, image, maps[method])
     a, b, c = st.columns(3)
-    a.download_button("Overlay (PNG)", png, file_name=f"{stem}.png", mime="image/png", key="cam_download_png",
-                      on_click="ignore")
+    # every file is made when its button is clicked, not on every new image (a full-size PNG costs tens of ms)
+    a.download_button("Overlay (PNG)", lambda: fm.encode_png(overlay.overlay(image, maps[method], colormap, opacity)),
+                      file_name=f"{stem}.png", mime="image/png", key="cam_download_png", on_click="ignore")
     b.download_button("Map (.npy)", lambda: fm.encode_npy(maps[method]), file_name=f"{stem}.npy",
                       mime="application/octet-stream", key="cam_download_npy", on_click="ignore")
     c.download_button("All maps (.npy)", lambda: fm.encode_npy(np.stack(list(maps.values()))),

@@ -7,10 +7,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import open_page
+from tests.conftest import open_page, picture_pixels
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figure as _figure
-from vizlib import cam, images, models
+from vizlib import cam, images, models, overlay
 
 pytestmark = pytest.mark.slow
 
@@ -24,20 +24,31 @@ def _page() -> AppTest:
 
 
 def _panels(fig: dict) -> tuple[list[str], list[np.ndarray]]:
-    """Panel titles and the maps drawn (each heatmap's z), checking every map samples its image's grid."""
+    """Panel titles and the maps' values on hover (each heatmap's z, on a grid of the image's pixels)."""
     titles = [a["text"] for a in fig["layout"]["annotations"]]
     pictures = [t for t in fig["data"] if t["type"] == "image"]
     heats = [t for t in fig["data"] if t["type"] == "heatmap"]
     assert len(pictures) == len(heats) == len(titles)
     for picture, heat in zip(pictures, heats, strict=True):
-        stride = picture["dx"]
-        assert _array(heat["x"])[1] - _array(heat["x"])[0] == stride and "%{z" in heat["hovertemplate"]
+        step = _array(heat["x"])[1] - _array(heat["x"])[0]
+        assert step % picture["dx"] == 0 and "%{z" in heat["hovertemplate"]
     return titles, [_array(h["z"]) for h in heats]
 
 
-def _strided(values: np.ndarray, fig: dict) -> np.ndarray:
+def _heats(fig: dict) -> list[dict]:
+    return [t for t in fig["data"] if t["type"] == "heatmap"]
+
+
+def _sampled(values: np.ndarray, fig: dict, panel: int = 0) -> np.ndarray:
+    """``values`` at the pixels whose values hover shows in ``panel`` (the figure's own sample grid)."""
+    heat = _heats(fig)[panel]
+    return values[np.ix_(_array(heat["y"]).astype(int), _array(heat["x"]).astype(int))]
+
+
+def _drawn(values: np.ndarray, image: np.ndarray, fig: dict, colormap: str = "jet", opacity: float = 0.5) -> np.ndarray:
+    """What the page should draw in a panel: the image with ``values`` blended over it, at the drawn stride."""
     stride = fig["data"][0]["dx"]
-    return values[::stride, ::stride]
+    return overlay.overlay(image[::stride, ::stride], values[::stride, ::stride], colormap, opacity)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +78,14 @@ def test_opens_on_the_top_class_and_last_block_with_vizlib_maps_and_scores(lite0
     expected = cam.compute(lite0, cat, target, SHOWN)
     fig = _figure(at, "cam_methods_figure")
     titles, drawn = _panels(fig)
-    for method, z in zip(SHOWN, drawn, strict=True):
-        np.testing.assert_allclose(z, _strided(expected[method], fig), atol=1e-5, err_msg=method)
+    pictures = [t for t in fig["data"] if t["type"] == "image"]
+    for i, (method, z) in enumerate(zip(SHOWN, drawn, strict=True)):
+        np.testing.assert_allclose(z, _sampled(expected[method], fig, i), atol=1e-5, err_msg=method)
+        drawn_pixels = picture_pixels(pictures[i]).astype(int)
+        assert np.abs(drawn_pixels - _drawn(expected[method], cat, fig)).max() <= 4, method  # maps within 1e-5
+    # the smooth maps' hover is sparser than what is drawn; Saliency's is every drawn pixel
+    steps = [int(_array(h["x"])[1] - _array(h["x"])[0]) for h in _heats(fig)]
+    assert steps[:3] == [fig["data"][0]["dx"] * 4] * 3 and steps[3] == fig["data"][0]["dx"]
     # the maps come first, titled by method; one faithfulness score per map, the library's numbers, in the table
     assert titles == [cam.TITLES[m] for m in SHOWN]
     # the scores are computed when asked for (the page says so), in the shared queue, then shown
@@ -89,8 +106,11 @@ def test_opens_on_the_top_class_and_last_block_with_vizlib_maps_and_scores(lite0
     # the close-up: the first method over the image, and its downloads
     assert at.selectbox(key="cam_closeup").value == SHOWN[0]
     close = _figure(at, "cam_overlay")
-    np.testing.assert_allclose(_array(close["data"][1]["z"]), _strided(expected[SHOWN[0]], close), atol=1e-5)
-    assert [b.label for b in at.get("download_button")] == ["Overlay (PNG)", "Map (.npy)", "All maps (.npy)"]
+    np.testing.assert_allclose(_array(close["data"][1]["z"]), _sampled(expected[SHOWN[0]], close), atol=1e-5)
+    buttons = at.get("download_button")
+    assert [b.label for b in buttons] == ["Overlay (PNG)", "Map (.npy)", "All maps (.npy)"]
+    # every file is made when its button is clicked, not on every rerun
+    assert all(b.proto.HasField("deferred_file_id") for b in buttons)
 
 
 def test_another_target_class_changes_the_maps(lite0, cat):
@@ -103,7 +123,8 @@ def test_another_target_class_changes_the_maps(lite0, cat):
     after = _panels(fig)[1]
     expected = cam.compute(lite0, cat, second, SHOWN)
     for method, old, new in zip(SHOWN, before, after, strict=True):
-        np.testing.assert_allclose(new, _strided(expected[method], fig), atol=1e-5, err_msg=method)
+        np.testing.assert_allclose(new, _sampled(expected[method], fig, SHOWN.index(method)), atol=1e-5,
+                                   err_msg=method)
         assert not np.allclose(old, new), method
     # any class by name: the searchable picker
     at.radio(key=f"cam_top5::{models.DEFAULT_MODEL}::{at.session_state['image_key']}").set_value(-1).run()
@@ -112,11 +133,11 @@ def test_another_target_class_changes_the_maps(lite0, cat):
     assert not at.exception, at.exception
     fig = _figure(at, "cam_methods_figure")
     np.testing.assert_allclose(
-        _panels(fig)[1][0], _strided(cam.compute(lite0, cat, daisy, ("gradcam",))["gradcam"], fig), atol=1e-5
+        _panels(fig)[1][0], _sampled(cam.compute(lite0, cat, daisy, ("gradcam",))["gradcam"], fig), atol=1e-5
     )
 
 
-def test_opacity_colormap_and_close_up_reuse_the_maps(monkeypatch):
+def test_opacity_colormap_and_close_up_reuse_the_maps(monkeypatch, lite0, cat):
     st.cache_data.clear()
     calls = []
     real = cam.compute
@@ -133,11 +154,14 @@ def test_opacity_colormap_and_close_up_reuse_the_maps(monkeypatch):
     at.selectbox(key="cam_closeup").set_value("saliency").run()
     assert not at.exception, at.exception
     assert len(calls) == 3
-    heats = [t for t in _figure(at, "cam_methods_figure")["data"] if t["type"] == "heatmap"]
-    assert {h["opacity"] for h in heats} == {0.25}
+    fig = _figure(at, "cam_methods_figure")
     from vizlib.figures.cam import colorscale
 
-    assert heats[0]["colorscale"] == colorscale("viridis")
+    assert _heats(fig)[0]["colorscale"] == colorscale("viridis")  # the colour bar and the hover label's colour
+    target = models.classify(lite0, cat, 1).indices[0]
+    gradcam = real(lite0, cat, target, ("gradcam",))["gradcam"]
+    drawn = picture_pixels(fig["data"][0]).astype(int)
+    assert np.abs(drawn - _drawn(gradcam, cat, fig, "viridis", 0.25)).max() <= 4
     assert _figure(at, "cam_overlay")["layout"]["title"]["text"] == "Saliency"
     at.multiselect(key="cam_methods").set_value(["gradcam", "xgradcam"]).run()
     assert len(calls) == 4 and calls[-1][1] == ("gradcam", "xgradcam")
@@ -174,9 +198,9 @@ def test_why_a_and_not_b_shows_one_map_per_class(lite0, bee, cat):
     fig = _figure(at, "cam_ab")
     titles, drawn = _panels(fig)
     assert titles[0].startswith("A: bee (") and titles[1].startswith("B: daisy (")
-    for index, z in zip((bee_class, daisy), drawn, strict=True):
+    for panel, (index, z) in enumerate(zip((bee_class, daisy), drawn, strict=True)):
         expected = cam.compute(lite0, bee, index, ("gradcam",))["gradcam"]
-        np.testing.assert_allclose(z, _strided(expected, fig), atol=1e-5)
+        np.testing.assert_allclose(z, _sampled(expected, fig, panel), atol=1e-5)
     assert not np.allclose(drawn[0], drawn[1])
     # the current image instead: its two most probable classes
     at.radio(key="cam_ab_sample").set_value(False).run()
@@ -188,7 +212,7 @@ def test_why_a_and_not_b_shows_one_map_per_class(lite0, bee, cat):
     at.selectbox(key="cam_ab_method").set_value("layercam").run()
     fig = _figure(at, "cam_ab")
     expected = cam.compute(lite0, cat, second, ("layercam",))["layercam"]
-    np.testing.assert_allclose(_panels(fig)[1][1], _strided(expected, fig), atol=1e-5)
+    np.testing.assert_allclose(_panels(fig)[1][1], _sampled(expected, fig, 1), atol=1e-5)
 
 
 def test_a_library_error_is_a_sentence_not_a_traceback(monkeypatch):
@@ -219,7 +243,7 @@ def test_score_cam_runs_in_the_shared_queue_when_asked_and_joins_the_figure(lite
     titles, drawn = _panels(fig)
     assert [t.split("<br>")[0] for t in titles] == ["Grad-CAM", "Score-CAM"]
     expected = cam.compute(lite0, cat, target, ("scorecam",), "_conv_stem")["scorecam"]
-    np.testing.assert_allclose(drawn[1], _strided(expected, fig), atol=1e-5)
+    np.testing.assert_allclose(drawn[1], _sampled(expected, fig, 1), atol=1e-5)
 
 
 def test_guided_methods_say_when_the_network_is_not_made_of_rectifiers(monkeypatch):

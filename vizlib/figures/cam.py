@@ -1,26 +1,41 @@
 """Figures for class activation maps: one map over its image, and several maps side by side.
 
-The map is a heatmap drawn over the image with the chosen opacity and colormap (the same colours as
-:func:`vizlib.overlay.overlay`, so the PNG download looks like the figure); hover shows the pixel's
-coordinates and the map's value there. Large images are shown with every ``stride``-th pixel so the
-longer side is at most ``max_side``; coordinates on hover stay those of the full image.
+Each panel is the image with the map blended over it at the chosen opacity and colormap, drawn by the server
+with :func:`vizlib.overlay.overlay` (the same colours as the PNG download) and sent as one PNG the browser
+decodes natively; a transparent heatmap of the map's values over it gives hover the pixel's coordinates and
+the map's value there. Large images are shown with every ``stride``-th pixel so the longer side is at most
+``max_side``; coordinates on hover stay those of the full image.
+
+Hover samples a map with detail at every pixel (Saliency) at every drawn pixel. A smooth map (Grad-CAM and its
+family: a layer's coarse grid, e.g. 7 x 7, resized bilinearly to the image; see :func:`is_smooth`) is sampled
+every :data:`HOVER_STEP`-th drawn pixel: its values there are the map's own, a few pixels apart on the screen.
+The colour bar sits in a fixed right margin: in the app, plotly's margin expansion for it drew every panel a
+second time.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from vizlib.figures.common import picture_trace
-from vizlib.overlay import COLORMAPS, colorize
+from vizlib.encoding import encode_png
+from vizlib.overlay import COLORMAPS, colorize, overlay
 
-__all__ = ["colorscale", "methods_figure", "overlay_figure"]
+__all__ = ["HOVER_STEP", "TOLERANCE", "colorscale", "hover_grid", "is_smooth", "methods_figure", "overlay_figure"]
 
 _HOVER = "x=%{x}, y=%{y}<br>%{meta}=%{z:.3f}<extra></extra>"
+#: A smooth map's hover samples are this many drawn pixels apart.
+HOVER_STEP = 4
+#: A map is smooth when bilinear interpolation between the rows and columns where it bends reproduces it
+#: within this at every pixel (hover shows three decimals; the colours have 256 levels, 0.0039 apart).
+TOLERANCE = 1e-3
+#: A second difference above this counts as a bend (float32 rounding of a resized map stays far below it).
+_BEND = 1e-5
+_SPACING = {"horizontal": 0.02, "vertical": 0.08}
 
 
 def colorscale(colormap: str, steps: int = 17) -> list[list[float | str]]:
@@ -45,30 +60,110 @@ def _check(image: np.ndarray, cam: np.ndarray, opacity: float) -> None:
         raise ValueError(f"opacity must be between 0 and 1, got {opacity}.")
 
 
-def _traces(
-    image: np.ndarray, cam: np.ndarray, stride: int, scale: list, opacity: float, label: str, show_scale: bool
-) -> tuple[go.Image, go.Heatmap]:
-    picture = picture_trace(image, stride=stride, hoverinfo="skip")
-    heat = go.Heatmap(
-        z=np.asarray(cam, dtype=np.float32)[::stride, ::stride],
-        x=np.arange(0, cam.shape[1], stride),
-        y=np.arange(0, cam.shape[0], stride),
-        colorscale=scale,
-        zmin=0.0,
-        zmax=1.0,
-        opacity=opacity,
-        meta=label,
-        hovertemplate=_HOVER,
-        showscale=show_scale,
-        colorbar={"title": {"text": label}, "thickness": 12},
-    )
-    return picture, heat
-
-
 def _stride(shape: tuple[int, ...], max_side: int) -> int:
     if max_side < 1:
         raise ValueError(f"max_side must be at least 1; got {max_side}.")
     return max(1, math.ceil(max(shape[0], shape[1]) / max_side))
+
+
+def _bends(values: np.ndarray, axis: int) -> np.ndarray:
+    """Positions along ``axis`` where some line across the map bends, with both ends."""
+    lines = np.moveaxis(values, axis, 0)
+    n = lines.shape[0]
+    if n < 3:
+        return np.arange(n)
+    second = np.abs(lines[:-2] - 2 * lines[1:-1] + lines[2:]).max(axis=1)
+    return np.concatenate([[0], np.flatnonzero(second > _BEND) + 1, [n - 1]])
+
+
+def _interpolate(samples: np.ndarray, positions: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Linear interpolation along ``axis`` from samples at sorted ``positions`` to every position ``0..n-1``."""
+    if len(positions) == 1:
+        return np.repeat(samples, n, axis=axis)
+    points = np.arange(n)
+    left = np.clip(np.searchsorted(positions, points, side="right") - 1, 0, len(positions) - 2)
+    t = (points - positions[left]) / (positions[left + 1] - positions[left])
+    shape = [1, 1]
+    shape[axis] = n
+    t = t.reshape(shape)
+    return np.take(samples, left, axis=axis) * (1 - t) + np.take(samples, left + 1, axis=axis) * t
+
+
+def is_smooth(cam: np.ndarray) -> bool:
+    """Whether ``cam`` is linear between a few of its rows and columns (a coarse grid resized bilinearly).
+
+    True when the rows and columns where it bends (two beside each line of the grid that falls between pixels)
+    are at most one in ``HOVER_STEP`` of each side, and
+    bilinear interpolation between them reproduces the map within :data:`TOLERANCE` at every pixel.
+    """
+    values = np.asarray(cam, dtype=np.float32)
+    h, w = values.shape
+    rows, cols = _bends(values, 0), _bends(values, 1)
+    if len(rows) > max(2, h / HOVER_STEP) or len(cols) > max(2, w / HOVER_STEP):
+        return False
+    samples = values[np.ix_(rows, cols)].astype(np.float64)
+    drawn = _interpolate(_interpolate(samples, cols, w, 1), rows, h, 0)
+    return bool(np.abs(drawn - values).max() <= TOLERANCE)
+
+
+def hover_grid(cam: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of ``cam`` whose values hover shows, for a figure that draws every ``stride``-th.
+
+    Every ``stride``-th row and column; every ``HOVER_STEP * stride``-th for a map that is smooth as drawn
+    (:func:`is_smooth` of every ``stride``-th row and column).
+    """
+    values = np.asarray(cam)
+    step = stride * (HOVER_STEP if is_smooth(values[::stride, ::stride]) else 1)
+    h, w = values.shape
+    return np.arange(0, h, step), np.arange(0, w, step)
+
+
+def _panel(
+    image: np.ndarray, cam: np.ndarray, stride: int, axes: str, colormap: str, opacity: float, label: str,
+    show_scale: bool,
+) -> list[dict]:
+    """The image with the map blended over it, as a PNG, and the map's values for hover, transparent."""
+    photo = np.clip(np.asarray(image)[::stride, ::stride], 0, 255).astype(np.uint8)
+    blended = overlay(photo, np.asarray(cam, dtype=np.float32)[::stride, ::stride], colormap, opacity)
+    # encoded here, not through common.png_data_uri's cache of photos: the figure itself is cached by the page
+    source = "data:image/png;base64," + base64.b64encode(encode_png(blended)).decode("ascii")
+    picture = {"type": "image", "source": source, "x0": 0, "y0": 0, "dx": stride, "dy": stride,
+               "hoverinfo": "skip", "xaxis": f"x{axes}", "yaxis": f"y{axes}"}
+    rows, cols = hover_grid(cam, stride)
+    heat = {
+        "type": "heatmap",
+        "z": np.asarray(cam, dtype=np.float32)[np.ix_(rows, cols)],
+        "x": cols,
+        "y": rows,
+        "colorscale": colorscale(colormap),
+        "zmin": 0.0,
+        "zmax": 1.0,
+        "opacity": 0.0,  # the colours are in the picture; this layer is there for hover and the colour bar
+        "meta": label,
+        "hovertemplate": _HOVER,
+        "showscale": show_scale,
+        "colorbar": {"title": {"text": label}, "thickness": 12},
+        "xaxis": f"x{axes}",
+        "yaxis": f"y{axes}",
+    }
+    return [picture, heat]
+
+
+def _margin(label: str, top: int) -> dict:
+    """Fixed margins with room for the colour bar and its title (no second drawing to make room)."""
+    return {"l": 10, "r": max(70, 20 + 8 * len(label)), "t": top, "b": 10, "autoexpand": False}
+
+
+def _axes(shape: tuple[int, ...], stride: int, axes: str, domain: tuple[list[float], list[float]] | None) -> dict:
+    """Square-pixel axes framing the picture exactly (a heatmap's edge samples reach past it; they are cut)."""
+    h, w = math.ceil(shape[0] / stride), math.ceil(shape[1] / stride)
+    x = {"range": [-stride / 2, (w - 0.5) * stride], "constrain": "domain", "showticklabels": False,
+         "anchor": f"y{axes}"}
+    y = {"range": [(h - 0.5) * stride, -stride / 2], "scaleanchor": f"x{axes}", "constrain": "domain",
+         "showticklabels": False, "anchor": f"x{axes}"}
+    if domain is not None:
+        x["domain"], y["domain"] = domain
+    return {f"xaxis{axes}": x, f"yaxis{axes}": y}
 
 
 def overlay_figure(
@@ -100,12 +195,23 @@ def overlay_figure(
     """
     _check(image, cam, opacity)
     stride = _stride(image.shape, max_side)
-    picture, heat = _traces(image, cam, stride, colorscale(colormap), opacity, label, True)
-    fig = go.Figure([picture, heat])
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False)
-    fig.update_xaxes(constrain="domain", showticklabels=False)
-    fig.update_layout(title=title, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
-    return fig
+    layout = {"margin": _margin(label, 40 if title else 10), **_axes(image.shape, stride, "", None)}
+    if title:
+        layout["title"] = {"text": title}
+    return go.Figure({"data": _panel(image, cam, stride, "", colormap, opacity, label, True), "layout": layout})
+
+
+def _domains(rows: int, cols: int) -> list[tuple[list[float], list[float]]]:
+    """Each panel's (x, y) domain, row by row from the top, spaced as ``make_subplots`` spaces them."""
+    width = (1 - _SPACING["horizontal"] * (cols - 1)) / cols
+    height = (1 - _SPACING["vertical"] * (rows - 1)) / rows
+    out = []
+    for i in range(rows * cols):
+        row, col = divmod(i, cols)
+        x0 = col * (width + _SPACING["horizontal"])
+        y1 = 1 - row * (height + _SPACING["vertical"])
+        out.append(([round(x0, 9), round(x0 + width, 9)], [round(max(y1 - height, 0.0), 9), round(y1, 9)]))
+    return out
 
 
 def methods_figure(
@@ -146,23 +252,19 @@ def methods_figure(
     keys = list(maps)
     cols = min(columns, len(keys))
     rows = math.ceil(len(keys) / cols)
-    names = []
-    for key in keys:
+    stride = _stride(image.shape, max_side)
+    colorscale(colormap)  # a clear error for an unknown colormap before any work
+    data: list = []
+    layout: dict = {"annotations": [], "height": 40 + 260 * rows, "margin": _margin("value", 50)}
+    for i, (key, domain) in enumerate(zip(keys, _domains(rows, cols), strict=False)):
+        axes = "" if i == 0 else str(i + 1)
+        data += _panel(image, maps[key], stride, axes, colormap, opacity, "value", i == 0)
+        layout |= _axes(image.shape, stride, axes, domain)
         name = (titles or {}).get(key, key)
         if scores is not None and key in scores:
             name += f"<br><sub>faithfulness {scores[key]:+.3f}</sub>"
-        names.append(name)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.02, vertical_spacing=0.08)
-    stride = _stride(image.shape, max_side)
-    scale = colorscale(colormap)
-    for i, key in enumerate(keys):
-        row, col = divmod(i, cols)
-        for trace in _traces(image, maps[key], stride, scale, opacity, "value", i == 0):
-            fig.add_trace(trace, row=row + 1, col=col + 1)
-        anchor = "x" if i == 0 else f"x{i + 1}"
-        fig.update_yaxes(
-            autorange="reversed", scaleanchor=anchor, constrain="domain", showticklabels=False, row=row + 1, col=col + 1
-        )
-        fig.update_xaxes(constrain="domain", showticklabels=False, row=row + 1, col=col + 1)
-    fig.update_layout(height=40 + 260 * rows, margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    return fig
+        layout["annotations"].append({
+            "text": name, "x": sum(domain[0]) / 2, "y": domain[1][1], "xref": "paper", "yref": "paper",
+            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16},
+        })
+    return go.Figure({"data": data, "layout": layout})
