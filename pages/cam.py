@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from ui.jobs import background
-from ui.layer_cache import figure
+from ui.layer_cache import cam_maps, figure
 from ui.layer_cache import ranking as shared_ranking
 from ui.queues import heavy_queue, score_queue
 from ui.shared import (
@@ -15,7 +15,6 @@ from ui.shared import (
     current_image_key,
     current_model,
     untrained_model,
-    with_notices,
 )
 from ui.user_model import architecture_of
 from vizlib import activations, cam, images, models, overlay
@@ -48,14 +47,6 @@ def _layers(model_name: str, pretrained: bool, _loaded) -> list[str]:
     """The default layer (the last block) first, then every convolution in execution order."""
     default = cam.default_layer(_loaded)
     return [default] + [name for name in activations.conv_layers(_loaded) if name != default]
-
-
-@st.cache_data(max_entries=32, show_spinner="Computing the class activation maps…")
-def _maps(
-    model_name: str, pretrained: bool, image_key: str, target: int, layer: str, methods: tuple[str, ...],
-    _loaded, _image,
-) -> dict[str, np.ndarray]:
-    return cam.compute(_loaded, _image, target, methods, layer)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -228,9 +219,7 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
         st.info("Pick two different classes to compare.", icon=":material/compare:")
         return
     maps = {
-        label: with_notices(_maps, loaded.name, loaded.pretrained, image_key, index, layer, (method,), loaded, image)[
-            method
-        ]
+        label: cam_maps(loaded, image_key, image, index, layer, (method,))[method]
         for label, index in zip("AB", pair, strict=True)
     }
     titles = {
@@ -353,7 +342,7 @@ try:
         st.info("Pick at least one method to see its map.", icon=":material/tune:")
         st.stop()
     fast = tuple(m for m in methods if m not in HEAVY)
-    maps = dict(with_notices(_maps, *key, target, layer, fast, loaded, image)) if fast else {}
+    maps = dict(cam_maps(loaded, image_key, image, target, layer, fast)) if fast else {}
     heavy = _heavy_maps(loaded, image, key, target, layer, tuple(m for m in methods if m in HEAVY))
     maps = {m: (maps | heavy)[m] for m in methods if m in maps or m in heavy}
     if maps:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import open_page, picture_pixels
 from tests.conftest import plotly_array as _array
 from tests.conftest import plotly_figure as _figure
+from ui import layer_cache
 from vizlib import cam, images, models, overlay
 
 pytestmark = pytest.mark.slow
@@ -139,6 +140,7 @@ def test_another_target_class_changes_the_maps(lite0, cat):
 
 def test_opacity_colormap_and_close_up_reuse_the_maps(monkeypatch, lite0, cat):
     st.cache_data.clear()
+    layer_cache.clear()  # the shared maps, activations, rankings and figures
     calls = []
     real = cam.compute
 
@@ -217,6 +219,7 @@ def test_why_a_and_not_b_shows_one_map_per_class(lite0, bee, cat):
 
 def test_a_library_error_is_a_sentence_not_a_traceback(monkeypatch):
     st.cache_data.clear()
+    layer_cache.clear()  # the shared maps, activations, rankings and figures
 
     def refuse(*args, **kwargs):
         raise cam.LayerError("The output of the model does not depend on the chosen layer (test).")
@@ -226,6 +229,7 @@ def test_a_library_error_is_a_sentence_not_a_traceback(monkeypatch):
     assert "does not depend on the chosen layer (test)." in at.error[0].value
     assert not at.get("plotly_chart")
     st.cache_data.clear()
+    layer_cache.clear()  # the shared maps, activations, rankings and figures
 
 
 def test_score_cam_runs_in_the_shared_queue_when_asked_and_joins_the_figure(lite0, cat):

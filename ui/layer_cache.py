@@ -5,6 +5,8 @@
 * Every class of a (model, image), most probable first: one forward pass shared by the home page's top-5
   and the class-activation-map page's target picker.
 * A model's receptive fields, from its architecture alone: shared by the feature-map and receptive-field pages.
+* The class activation maps of a (model, image, class, layer, methods): one forward and backward pass, shared by
+  the CAM page's figure, its "why A and not B" and every session on the same picture, without a copy per rerun.
 * Figures by what they show (:func:`figure`): built once, then reused by every rerun and every session that
   shows the same thing (a page's rerun after a job finishes, a classmate on the same sample photo).
 
@@ -17,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
 
+import numpy as np
 import streamlit as st
 
 from ui.shared import with_notices
-from vizlib import feature_maps, models
+from vizlib import cam, feature_maps, models
 from vizlib import receptive_field as R
 from vizlib.caching import LRUCache
 
@@ -46,6 +49,37 @@ def _ranking(model_name: str, pretrained: bool, image_key: str, _loaded, _image)
 def ranking(loaded: models.LoadedModel, image_key: str, image) -> models.Prediction:
     """Every class of ``loaded`` on ``image``, most probable first (one forward pass per pair)."""
     return with_notices(_ranking, loaded.name, loaded.pretrained, image_key, loaded, image)
+
+
+#: Sets of class activation maps kept; one holds a map per method at the image's size (4 methods on a 1024 x 768
+#: photo: 12.6 MB).
+CAM_ENTRIES = 16
+
+
+@st.cache_resource(max_entries=CAM_ENTRIES, show_spinner="Computing the class activation maps…")
+def _cam_maps(
+    model_name: str, pretrained: bool, image_key: str, target: int, layer: str, methods: tuple[str, ...], _loaded,
+    _image,
+) -> Mapping[str, np.ndarray]:
+    maps = cam.compute(_loaded, _image, target, methods, layer)
+    for values in maps.values():
+        values.flags.writeable = False  # shared by every session: read-only
+    return MappingProxyType(dict(maps))
+
+
+def cam_maps(
+    loaded: models.LoadedModel, image_key: str, image, target: int, layer: str, methods: tuple[str, ...]
+) -> Mapping[str, np.ndarray]:
+    """:func:`vizlib.cam.compute` for ``methods``, once per (model, image, class, layer, methods) for every session.
+
+    Unlike ``st.cache_data``, which pickles the maps in and hands every rerun its own copy (tens of MB for a large
+    photo), the maps are kept once, read-only.
+
+    Raises:
+        ValueError: As :func:`vizlib.cam.compute` (not cached: tried again next time).
+    """
+    return with_notices(_cam_maps, loaded.name, loaded.pretrained, image_key, target, layer, tuple(methods), loaded,
+                        image)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -90,4 +124,5 @@ def clear() -> None:
     _FIGURES.clear()
     _compute.clear()
     _ranking.clear()
+    _cam_maps.clear()
     _fields.clear()
