@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import streamlit as st
 
@@ -158,9 +160,11 @@ def _score_table(scores: dict[str, cam.Faithfulness]) -> None:
 
 
 def _downloads(
-    maps: dict[str, np.ndarray], image: np.ndarray, key: tuple, target: int, layer: str, colormap: str,
-    opacity: float,
+    maps: dict[str, np.ndarray], fetch: Callable[[], dict[str, np.ndarray]], image: np.ndarray, key: tuple,
+    target: int, layer: str, colormap: str, opacity: float,
 ) -> None:
+    """The close-up and the downloads; files are made on click from ``fetch()`` (the buttons' functions stay with
+    the session: they must not hold the maps)."""
     method = st.selectbox(
         "One map up close", list(maps), key="cam_closeup", format_func=lambda m: cam.TITLES[m]
     )
@@ -173,11 +177,12 @@ def _downloads(
     stem = f"{key[0]}_{layer}_{target}_{method}".replace("+", "pp")
     a, b, c = st.columns(3)
     # every file is made when its button is clicked, not on every new image (a full-size PNG costs tens of ms)
-    a.download_button("Overlay (PNG)", lambda: fm.encode_png(overlay.overlay(image, maps[method], colormap, opacity)),
+    a.download_button("Overlay (PNG)",
+                      lambda: fm.encode_png(overlay.overlay(image, fetch()[method], colormap, opacity)),
                       file_name=f"{stem}.png", mime="image/png", key="cam_download_png", on_click="ignore")
-    b.download_button("Map (.npy)", lambda: fm.encode_npy(maps[method]), file_name=f"{stem}.npy",
+    b.download_button("Map (.npy)", lambda: fm.encode_npy(fetch()[method]), file_name=f"{stem}.npy",
                       mime="application/octet-stream", key="cam_download_npy", on_click="ignore")
-    c.download_button("All maps (.npy)", lambda: fm.encode_npy(np.stack(list(maps.values()))),
+    c.download_button("All maps (.npy)", lambda: fm.encode_npy(np.stack(list(fetch().values()))),
                       file_name=f"{key[0]}_{layer}_{target}_all.npy", mime="application/octet-stream",
                       key="cam_download_all", on_click="ignore")
     st.caption(
@@ -317,47 +322,58 @@ def _faithfulness_section(
 
 # ------------------------------------------------------------------------------------------- page
 
-st.title("Class activation maps")
-st.markdown(
-    "Why did the network say **this** class? A class activation map colours the parts of the image that raised "
-    "the class's score. Several methods compute it differently: compare them side by side, and check which "
-    "ones point at what the network really uses."
-)
-loaded = current_model()
-image = current_image()
-image_key = current_image_key()
-key = (loaded.name, loaded.pretrained, image_key)
-try:
-    ranking = shared_ranking(loaded, image_key, image)
-    top, side = st.columns([1, 2])
-    with top:
-        target = _pick_target(loaded, ranking, image_key)
-    with side:
-        layer = _pick_layer(loaded)
-        methods = _pick_methods(loaded, layer)
-    left, right = st.columns(2)
-    opacity = left.slider("Opacity of the maps", 0.0, 1.0, 0.5, 0.05, key="cam_opacity")
-    colormap = right.selectbox("Colormap", list(overlay.COLORMAPS), key="cam_colormap")
-    if not methods:
-        st.info("Pick at least one method to see its map.", icon=":material/tune:")
-        st.stop()
-    fast = tuple(m for m in methods if m not in HEAVY)
-    maps = dict(cam_maps(loaded, image_key, image, target, layer, fast)) if fast else {}
-    heavy = _heavy_maps(loaded, image, key, target, layer, tuple(m for m in methods if m in HEAVY))
-    maps = {m: (maps | heavy)[m] for m in methods if m in maps or m in heavy}
-    if maps:
-        st.plotly_chart(
-            figure(("cam_methods", *key, target, layer, tuple(maps), colormap, opacity),
-                   lambda: fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES)),
-            key="cam_methods_figure",
-        )
-        st.caption(
-            f"Evidence for **{loaded.categories[target]}** at layer **{layer}**, each map scaled from 0 to 1. "
-            "Hover for a pixel's value."
-        )
-        _faithfulness_section(loaded, image, key, target, layer, maps)
-        _downloads(maps, image, key, target, layer, colormap, opacity)
-    _why_a_not_b(loaded, layer, methods, colormap, opacity)
-    _sanity_section(loaded, image, image_key, target, layer, methods)
-except ValueError as exc:  # CAMError and bad input: the library's sentence, never a traceback
-    st.error(f"{exc}", icon=":material/error:")
+def _page() -> None:
+    """The page; its arrays are locals, gone when the run ends (Streamlit keeps the page's globals while the
+    student's widgets live, through their functions)."""
+    st.title("Class activation maps")
+    st.markdown(
+        "Why did the network say **this** class? A class activation map colours the parts of the image that raised "
+        "the class's score. Several methods compute it differently: compare them side by side, and check which "
+        "ones point at what the network really uses."
+    )
+    loaded = current_model()
+    image = current_image()
+    image_key = current_image_key()
+    key = (loaded.name, loaded.pretrained, image_key)
+    try:
+        ranking = shared_ranking(loaded, image_key, image)
+        top, side = st.columns([1, 2])
+        with top:
+            target = _pick_target(loaded, ranking, image_key)
+        with side:
+            layer = _pick_layer(loaded)
+            methods = _pick_methods(loaded, layer)
+        left, right = st.columns(2)
+        opacity = left.slider("Opacity of the maps", 0.0, 1.0, 0.5, 0.05, key="cam_opacity")
+        colormap = right.selectbox("Colormap", list(overlay.COLORMAPS), key="cam_colormap")
+        if not methods:
+            st.info("Pick at least one method to see its map.", icon=":material/tune:")
+            st.stop()
+        fast = tuple(m for m in methods if m not in HEAVY)
+        heavy = _heavy_maps(loaded, image, key, target, layer, tuple(m for m in methods if m in HEAVY))
+
+        def shown() -> dict[str, np.ndarray]:
+            """The maps shown, in the chosen order (from the shared cache: what keeps this holds no arrays)."""
+            computed = dict(cam_maps(loaded, image_key, image, target, layer, fast)) if fast else {}
+            return {m: (computed | heavy)[m] for m in methods if m in computed or m in heavy}
+
+        maps = shown()
+        if maps:
+            st.plotly_chart(
+                figure(("cam_methods", *key, target, layer, tuple(maps), colormap, opacity),
+                       lambda: fcam.methods_figure(image, maps, colormap=colormap, opacity=opacity, titles=cam.TITLES)),
+                key="cam_methods_figure",
+            )
+            st.caption(
+                f"Evidence for **{loaded.categories[target]}** at layer **{layer}**, each map scaled from 0 to 1. "
+                "Hover for a pixel's value."
+            )
+            _faithfulness_section(loaded, image, key, target, layer, maps)
+            _downloads(maps, shown, image, key, target, layer, colormap, opacity)
+        _why_a_not_b(loaded, layer, methods, colormap, opacity)
+        _sanity_section(loaded, image, image_key, target, layer, methods)
+    except ValueError as exc:  # CAMError and bad input: the library's sentence, never a traceback
+        st.error(f"{exc}", icon=":material/error:")
+
+
+_page()

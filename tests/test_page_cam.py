@@ -259,3 +259,26 @@ def test_guided_methods_say_when_the_network_is_not_made_of_rectifiers(monkeypat
     at.run()
     (note,) = [i.value for i in at.info if "Guided Backprop" in i.value]
     assert "49 SiLU" in note and "close to a plain gradient" in note
+
+
+def test_the_page_keeps_no_maps_alive_once_the_shared_cache_lets_them_go(lite0):
+    """Streamlit keeps a session's widget functions (and the download buttons' file makers) while the tab is open:
+    they must not hold the maps, or every student would keep megabytes of evicted maps alive."""
+    import gc
+    import weakref
+
+    st.cache_data.clear()
+    layer_cache.clear()
+    at = _page()
+    assert not at.exception, at.exception
+    image = at.session_state["image"]
+    target = models.classify(lite0, image, 1).indices[0]
+    shared = layer_cache.cam_maps(lite0, at.session_state["image_key"], image, target, cam.default_layer(lite0),
+                                  SHOWN)  # the page's own set: already cached by its run
+    assert set(shared) == set(SHOWN)
+    alive = [weakref.ref(values) for values in shared.values()]
+    del shared
+    layer_cache.clear()
+    gc.collect()
+    assert all(ref() is None for ref in alive)
+    assert at.get("download_button")  # the session and its buttons still exist
