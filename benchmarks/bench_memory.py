@@ -61,8 +61,8 @@ def _row(label: str, r: dict) -> str:
     lru = sum(v["mb"] for v in r.get("lru", {}).values())
     s = r.get("sessions", {})
     alive = r.get("alive", {})
-    return (f"| {label} | {p['Rss_mb']:.0f} | {p['Anonymous_mb']:.0f} | {m['in_use_mb']:.0f} | {m['free_kept_mb']:.0f} | "
-            f"{m['mmapped_mb']:.0f} | {caches:.0f} | {data:.0f} | {lru:.0f} | "
+    return (f"| {label} | {p['Rss_mb']:.0f} | {p['Anonymous_mb']:.0f} | {m['in_use_mb']:.0f} | "
+            f"{m['free_kept_mb']:.0f} | {m['mmapped_mb']:.0f} | {caches:.0f} | {data:.0f} | {lru:.0f} | "
             f"{r.get('media_files', {}).get('mb', 0):.0f} | {r.get('uploaded_files', {}).get('mb', 0):.1f} | "
             f"{s.get('count', 0)} ({s.get('active', 0)}) | {s.get('state_mb', 0):.1f} | "
             f"{alive.get('numpy_owned_mb', 0):.0f} | {alive.get('torch_storages_mb', 0):.0f} | "
@@ -118,14 +118,14 @@ def main() -> None:
                 done = threading.Event()
                 during = []
 
-                def poll(wave: int = wave) -> None:
+                def poll(wave: int, done: threading.Event, during: list) -> None:
                     i = 0
+                    prefix = "gc" if args.collect else "w"
                     while args.every and not done.wait(args.every):
                         i += 1
-                        prefix = "gc" if args.collect else "w"
                         during.append((f"wave {wave}, {i * args.every:.0f} s", _ask(probe, f"{prefix}{wave}-{i}")))
 
-                poller = threading.Thread(target=poll, daemon=True)
+                poller = threading.Thread(target=poll, args=(wave, done, during), daemon=True)
                 poller.start()
                 results = run_sessions(url, uploads, cam=not args.no_cam, step_timeout=300, total_timeout=900,
                                        stagger=args.stagger)
@@ -144,8 +144,9 @@ def main() -> None:
                 if "after_trim" in settled:
                     t = settled["after_trim"]
                     print(f"| wave {wave}: after malloc_trim ({settled['trim_cpu_s'] * 1000:.0f} ms CPU) | "
-                          f"{t['proc']['Rss_mb']:.0f} | {t['proc']['Anonymous_mb']:.0f} | {t['malloc']['in_use_mb']:.0f} "
-                          f"| {t['malloc']['free_kept_mb']:.0f} | {t['malloc']['mmapped_mb']:.0f} |" + " |" * 10)
+                          f"{t['proc']['Rss_mb']:.0f} | {t['proc']['Anonymous_mb']:.0f} | "
+                          f"{t['malloc']['in_use_mb']:.0f} | {t['malloc']['free_kept_mb']:.0f} | "
+                          f"{t['malloc']['mmapped_mb']:.0f} |" + " |" * 10)
                 peak = max([r.get("proc", {}).get("Rss_mb", 0) for _, r in during] + [0])
                 if settled.get("housekeeping"):
                     print(f"# housekeeping so far: {settled['housekeeping']}")

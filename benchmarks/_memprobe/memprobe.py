@@ -10,6 +10,7 @@ object the garbage collector tracks, frozen start-up objects left out), glibc's 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -87,10 +88,8 @@ class _Sizer:
                 if obj.base is not None:
                     stack.append(obj.base)
                 continue
-            try:
+            with contextlib.suppress(TypeError):
                 total += sys.getsizeof(obj)
-            except TypeError:
-                pass
             if isinstance(obj, (bytes, str, bytearray, int, float)):
                 continue
             if isinstance(obj, memoryview):
