@@ -30,9 +30,16 @@ def _dead_cycle_in_oldest_generation() -> weakref.ref:
 
 @pytest.fixture
 def no_automatic_gc():
+    """No collection but the test's own: Python's automatic one off, the process's housekeeper (started by an
+    earlier AppTest of app.py in this test process) held between its ticks."""
     was = gc.isenabled()
     gc.disable()
+    running = process.housekeeper()
+    if running is not None:
+        running._lock.acquire()
     yield
+    if running is not None:
+        running._lock.release()
     if was:
         gc.enable()
 
