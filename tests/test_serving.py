@@ -98,6 +98,7 @@ def test_configure_process_sets_torch_threads_once(monkeypatch):
     monkeypatch.setattr(process, "_done", False)
     monkeypatch.setenv("CNN_LENS_TORCH_THREADS", "1")
     monkeypatch.setenv("CNN_LENS_MALLOC_ARENAS", "0")
+    monkeypatch.setenv("CNN_LENS_HOUSEKEEPING_S", "0")
     try:
         assert process.configure_process() == {"torch_threads": 1}
         assert torch.get_num_threads() == 1

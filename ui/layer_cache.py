@@ -12,11 +12,20 @@
 
 Every cached value is immutable (read-only arrays, frozen dataclasses, read-only mappings), so sessions can
 share it safely.
+
+The activations a page gets are held strongly only by the cache and by the script thread of the run that asked
+for them (:func:`layer_activations`). Streamlit keeps every widget's metadata for the whole session, and with it
+the functions a page defined (``format_func``), whose globals are that page run's: a page's ``acts`` would
+otherwise stay alive for as long as the student's tab is open, about 70 MB per student for EfficientNet-Lite0,
+long after the cache has let the entry go (benchmarks/bench_memory.py, BENCHMARKS.md, issue 15).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from types import MappingProxyType
 
 import numpy as np
@@ -36,9 +45,58 @@ def _compute(model_name: str, pretrained: bool, image_key: str, _loaded, _image)
     return feature_maps.compute_activations(_loaded, _image)
 
 
+#: Activations each script thread holds for its run (a session's thread ends when its reruns are done).
+HELD_PER_THREAD = 2
+_RUN = threading.local()
+
+
+def _hold(key: tuple, acts: feature_maps.LayerActivations) -> None:
+    held: OrderedDict = _RUN.__dict__.setdefault("held", OrderedDict())
+    held[key] = acts
+    held.move_to_end(key)
+    while len(held) > HELD_PER_THREAD:
+        held.popitem(last=False)
+
+
+class _RunScopedMaps(Mapping[str, np.ndarray]):
+    """The cached activations' maps through a weak reference; fetched from the cache again if it let them go."""
+
+    def __init__(self, acts: feature_maps.LayerActivations, fetch: Callable[[], feature_maps.LayerActivations]):
+        self._ref = weakref.ref(acts)
+        self._fetch = fetch
+
+    def _maps(self) -> Mapping[str, np.ndarray]:
+        acts = self._ref()
+        if acts is None:  # the run that asked for them is over and the cache evicted them
+            acts = self._fetch()
+            self._ref = weakref.ref(acts)
+        return acts.maps
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._maps()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._maps())
+
+    def __len__(self) -> int:
+        return len(self._maps())
+
+
 def layer_activations(loaded: models.LoadedModel, image_key: str, image) -> feature_maps.LayerActivations:
-    """The activations of every spatial layer of ``loaded`` on ``image`` (computed once per pair)."""
-    return with_notices(_compute, loaded.name, loaded.pretrained, image_key, loaded, image)
+    """The activations of every spatial layer of ``loaded`` on ``image`` (computed once per pair).
+
+    What the page gets holds the arrays only through the cache and the calling thread (its run): a page may keep
+    it in its globals without keeping 70 MB alive for the rest of the session.
+    """
+    key = (loaded.name, loaded.pretrained, image_key)
+
+    def fetch() -> feature_maps.LayerActivations:
+        acts = with_notices(_compute, *key, loaded, image)
+        _hold(key, acts)
+        return acts
+
+    acts = fetch()
+    return feature_maps.LayerActivations(acts.model_name, acts.layers, _RunScopedMaps(acts, fetch))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

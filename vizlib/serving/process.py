@@ -8,6 +8,10 @@
 * **Few malloc arenas** (``CNN_LENS_MALLOC_ARENAS``, default 2). glibc gives each busy thread its own arena
   and returns little of it to the system: with thirty sessions' threads the server's resident memory grew
   by gigabytes of free-but-kept pages. Two arenas keep it near what is really in use.
+* **Housekeeping every few seconds** (``CNN_LENS_HOUSEKEEPING_S``, default 10; ``CNN_LENS_TRIM_MB``, default 64):
+  a full garbage collection when objects reached the oldest generation, and ``malloc_trim`` when malloc keeps
+  more than that free (:mod:`vizlib.serving.housekeeping`): dead page runs and freed activations go back to the
+  system while the class works, not hours later.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import threading
 
 import torch
 
-__all__ = ["configure_process"]
+from vizlib.serving.housekeeping import Housekeeper
+
+__all__ = ["configure_process", "housekeeper"]
 
 _M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
 _done = False
 _lock = threading.Lock()
+_housekeeper: Housekeeper | None = None
 
 
 def _set_arenas(count: int) -> bool:
@@ -40,8 +47,10 @@ def configure_process() -> dict[str, int]:
     Environment:
         CNN_LENS_TORCH_THREADS: torch intra-op threads per call (0 leaves torch's default).
         CNN_LENS_MALLOC_ARENAS: glibc malloc arenas (0 leaves glibc's default).
+        CNN_LENS_HOUSEKEEPING_S: seconds between housekeeping rounds (0: none).
+        CNN_LENS_TRIM_MB: trim malloc when it keeps more than this many MB free.
     """
-    global _done
+    global _done, _housekeeper
     with _lock:
         if _done:
             return {}
@@ -54,4 +63,15 @@ def configure_process() -> dict[str, int]:
         arenas = int(os.environ.get("CNN_LENS_MALLOC_ARENAS", "2"))
         if arenas > 0 and _set_arenas(arenas):
             applied["malloc_arenas"] = arenas
+        every = float(os.environ.get("CNN_LENS_HOUSEKEEPING_S", "10"))
+        if every > 0:
+            _housekeeper = Housekeeper(every, int(float(os.environ.get("CNN_LENS_TRIM_MB", "64")) * 2**20))
+            _housekeeper.start()
+            applied["housekeeping_s"] = every
         return applied
+
+
+def housekeeper() -> Housekeeper | None:
+    """The process's :class:`~vizlib.serving.housekeeping.Housekeeper` (``None`` before :func:`configure_process`
+    or with ``CNN_LENS_HOUSEKEEPING_S=0``)."""
+    return _housekeeper
