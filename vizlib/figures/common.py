@@ -39,7 +39,7 @@ def spec_figure(spec: dict) -> go.Figure:
     costs 5 to 50 ms per figure on the server, paid for every new image by every student; the same figure from
     its spec costs under a millisecond, and Streamlit sends the same JSON (``benchmarks/bench_figures.py``).
     The spec must be in plotly's canonical form (titles as ``{"text": ...}``, every property valid): the tests
-    rebuild every figure made this way with validation on (``go.Figure(fig.to_dict())``) and compare.
+    rebuild every figure made this way with validation on (``tests/figure_check.py``) and compare the JSON.
     """
     return go.Figure(spec, _validate=False)
 
