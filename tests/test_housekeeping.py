@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 
 import numpy as np
@@ -76,6 +77,38 @@ def test_tick_trims_only_above_the_threshold():
     free[0] = 200 * 2**20
     assert keeper.tick()["trimmed"] == 200 * 2**20
     assert trims == [1] and keeper.stats().trims == 1
+
+
+def test_tick_trims_again_only_when_more_was_freed_since_the_last_trim():
+    """glibc's free count does not drop after a trim (the pages are given back, the chunks stay free): trimming
+    whenever it is high trimmed every round, and made every reused page fault in again."""
+    trims, free = [], [200 * 2**20]
+    keeper = Housekeeper(every=1.0, trim_above=64 * 2**20, pending=lambda: False, free_bytes=lambda: free[0],
+                         trim=lambda: trims.append(free[0]) or True)
+    assert keeper.tick()["trimmed"] == 200 * 2**20
+    assert keeper.tick()["trimmed"] is None  # the same 200 MB free: already given back
+    free[0] = 250 * 2**20
+    assert keeper.tick()["trimmed"] is None  # 50 MB more: under the threshold
+    free[0] = 280 * 2**20
+    assert keeper.tick()["trimmed"] == 280 * 2**20  # 80 MB freed since the trim
+    free[0] = 100 * 2**20  # reused: those pages are resident again
+    assert keeper.tick()["trimmed"] is None
+    free[0] = 170 * 2**20  # 70 MB freed again since then
+    assert keeper.tick()["trimmed"] == 170 * 2**20
+    assert trims == [200 * 2**20, 280 * 2**20, 170 * 2**20] and keeper.stats().trims == 3
+
+
+def test_stats_time_each_round_and_keep_the_longest():
+    def slow_collect():
+        time.sleep(0.05)
+        return 0
+
+    keeper = Housekeeper(every=1.0, pending=lambda: True, collect=slow_collect, free_bytes=lambda: 0)
+    keeper.tick()
+    keeper.tick()
+    stats = keeper.stats()
+    assert stats.rounds == 2 and stats.longest_s >= 0.05 and stats.wall_s >= 0.1
+    assert stats.cpu_s < stats.wall_s  # sleeping is not CPU
 
 
 def test_glibc_accounting_answers():

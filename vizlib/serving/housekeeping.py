@@ -14,8 +14,14 @@ issue 15):
 
 A :class:`Housekeeper` runs :meth:`Housekeeper.tick` every few seconds: a full collection only if objects reached
 the oldest generation since the last one (none when the server is idle), then ``malloc_trim(0)`` only if malloc
-keeps more than a threshold free. Its work is timed and counted (:meth:`Housekeeper.stats`); it costs the same
-whatever the number of students, never anything per request.
+holds more than a threshold of memory freed *since its last trim*. Its work is timed and counted
+(:meth:`Housekeeper.stats`, with its longest pause); it costs the same whatever the number of students, never
+anything per request.
+
+Why "since its last trim": ``malloc_trim`` gives the pages back with ``madvise`` but leaves the chunks in malloc's
+free lists, so malloc's free count does not drop after a trim. Trimming whenever that count was high trimmed on
+every round, and each trim made every reused free page fault in again, zero-filled, in the requests that
+followed (a class of ten waited longer with it than without, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ class HousekeepingStats:
         unreachable: Objects those collections found unreachable.
         trims: ``malloc_trim`` calls.
         cpu_s: CPU seconds the ticks took (their own thread's time).
+        wall_s: Wall-clock seconds the ticks took.
+        longest_s: The longest tick, wall clock: the longest a request may have waited on it.
+        last: What the last tick did (see :meth:`Housekeeper.tick`).
     """
 
     rounds: int = 0
@@ -76,6 +85,8 @@ class HousekeepingStats:
     unreachable: int = 0
     trims: int = 0
     cpu_s: float = 0.0
+    wall_s: float = 0.0
+    longest_s: float = 0.0
     last: dict = field(default_factory=dict)
 
 
@@ -84,7 +95,8 @@ class Housekeeper:
 
     Args:
         every: Seconds between ticks.
-        trim_above: Trim when malloc keeps more than this many bytes free.
+        trim_above: Trim when malloc holds more than this many bytes more free than right after its last trim
+            (or than at the start).
         pending: Whether objects reached the oldest generation since the last full collection (injectable for
             tests; default: ``gc.get_count()[2] > 0``).
         collect: Runs a full collection, returns the unreachable objects found (default ``gc.collect``).
@@ -113,31 +125,39 @@ class Housekeeper:
         self._pending = pending or (lambda: gc.get_count()[2] > 0)
         self._collect, self._free_bytes, self._trim = collect, free_bytes, trim
         self._stats = HousekeepingStats()
+        self._trimmed_at = 0  # malloc's free bytes right after the last trim, or the least seen since
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def tick(self) -> dict:
-        """One round: a full collection if anything is pending, then a trim if malloc keeps enough free.
+        """One round: a full collection if anything is pending, then a trim if enough memory was freed since the last.
 
         Returns:
             What it did: ``{"collected": unreachable objects or None, "trimmed": free bytes before or None}``.
         """
-        start = time.thread_time()
+        start, wall = time.thread_time(), time.perf_counter()
         done: dict = {"collected": None, "trimmed": None}
         with self._lock:
             if self._pending():
                 done["collected"] = self._collect()
             free = self._free_bytes()
-            if free > self.trim_above:
+            # Free memory reused since the last trim is resident again: only what was freed beyond the least seen
+            # since then is new.
+            self._trimmed_at = min(self._trimmed_at, free)
+            if free - self._trimmed_at > self.trim_above:
                 self._trim()
                 done["trimmed"] = free
+                self._trimmed_at = self._free_bytes()
+            took = time.perf_counter() - wall
             s = self._stats
             s.rounds += 1
             s.collections += done["collected"] is not None
             s.unreachable += done["collected"] or 0
             s.trims += done["trimmed"] is not None
             s.cpu_s += time.thread_time() - start
+            s.wall_s += took
+            s.longest_s = max(s.longest_s, took)
             s.last = done
         return done
 
@@ -145,7 +165,8 @@ class Housekeeper:
         """A copy of what it did so far."""
         with self._lock:
             s = self._stats
-            return HousekeepingStats(s.rounds, s.collections, s.unreachable, s.trims, s.cpu_s, dict(s.last))
+            return HousekeepingStats(s.rounds, s.collections, s.unreachable, s.trims, s.cpu_s, s.wall_s, s.longest_s,
+                                     dict(s.last))
 
     def start(self) -> threading.Thread:
         """Run :meth:`tick` every ``every`` seconds in a daemon thread (once; later calls return that thread)."""
