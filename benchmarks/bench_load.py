@@ -234,10 +234,11 @@ def _summary(rows: list[dict]) -> None:
           + (str(best) if best else f"none of {[r['n'] for r in rows]}"))
 
 
-def _start_profile(pid: int, out: Path) -> subprocess.Popen:
-    """py-spy sampling the server (CPU only: idle threads left out) into ``out`` as raw collapsed stacks."""
+def _start_profile(pid: int, out: Path, rate: int = 50) -> subprocess.Popen:
+    """py-spy sampling the server ``rate`` times a second (CPU only: idle threads left out) into ``out`` as raw
+    collapsed stacks."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "--rate", "50",
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "--rate", str(rate),
                              "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=5, help="students measured, one after the other")
     parser.add_argument("--proxy", action="store_true", help="HAProxy with deploy/haproxy.cfg in front of the app")
     parser.add_argument("--profile", type=Path, help="py-spy the app while the measured students run")
+    parser.add_argument("--profile-rate", type=int, default=50, help="py-spy's samples a second")
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="the app's folder (another checkout)")
     args = parser.parse_args()
 
@@ -152,7 +153,7 @@ def main() -> None:
             warm = make_uploads(folder / "warm", 1, salt=99)
             asyncio.run(_run(url, warm, pids))
             uploads = make_uploads(folder / "students", args.students, salt=7)
-            spy = _start_profile(proc.pid, args.profile) if args.profile else None
+            spy = _start_profile(proc.pid, args.profile, args.profile_rate) if args.profile else None
             try:
                 rows = asyncio.run(_run(url, uploads, pids))
             finally:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import picture_pixels
+from tests.figure_check import checked
 from vizlib.figures.cam import HOVER_STEP, colorscale, hover_grid, is_smooth, methods_figure, overlay_figure
 from vizlib.overlay import colorize, overlay
 
@@ -26,7 +27,7 @@ def _smooth_map(h: int, w: int, grid: int = 7, seed: int = 1) -> np.ndarray:
 
 def test_overlay_figure_is_the_blended_picture_with_the_map_on_hover():
     image, cam = _image_and_map()
-    fig = overlay_figure(image, cam, colormap="viridis", opacity=0.3, title="Grad-CAM", label="Grad-CAM")
+    fig = checked(overlay_figure(image, cam, colormap="viridis", opacity=0.3, title="Grad-CAM", label="Grad-CAM"))
     picture, heat = fig.data
     assert picture.type == "image" and heat.type == "heatmap"
     # what the student sees: the image with the map blended over it, exactly the PNG download's colours
@@ -86,7 +87,7 @@ def test_hover_samples_a_smooth_map_more_sparsely_with_its_own_values():
     rows, cols = hover_grid(smooth, 2)
     assert list(rows) == list(range(0, 300, 2 * HOVER_STEP)) and list(cols) == list(range(0, 451, 2 * HOVER_STEP))
     image = np.zeros((300, 451, 3), np.uint8)
-    fig = methods_figure(image, {"gradcam": smooth, "saliency": _image_and_map(300, 451)[1]}, max_side=256)
+    fig = checked(methods_figure(image, {"gradcam": smooth, "saliency": _image_and_map(300, 451)[1]}, max_side=256))
     pictures = [t for t in fig.data if t.type == "image"]
     heats = [t for t in fig.data if t.type == "heatmap"]
     # the smooth map's hover values are the map's own at those pixels, and what is drawn keeps every drawn pixel
@@ -103,10 +104,10 @@ def test_hover_samples_a_smooth_map_more_sparsely_with_its_own_values():
 def test_methods_figure_one_panel_per_map_with_scores():
     image, cam = _image_and_map()
     maps = {"gradcam": cam, "layercam": 1 - cam, "cam": cam * 0.5, "saliency": cam}
-    fig = methods_figure(
+    fig = checked(methods_figure(
         image, maps, titles={"gradcam": "Grad-CAM"}, scores={"gradcam": 0.123, "layercam": -0.05}, columns=3,
         opacity=0.4, colormap="magma",
-    )
+    ))
     heats = [t for t in fig.data if t.type == "heatmap"]
     pictures = [t for t in fig.data if t.type == "image"]
     assert len(heats) == 4 and len(pictures) == 4

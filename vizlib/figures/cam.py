@@ -15,14 +15,13 @@ second time.
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
 
-from vizlib.encoding import encode_png
+from vizlib.figures.common import png_uri, spec_figure
 from vizlib.overlay import COLORMAPS, colorize, overlay
 
 __all__ = ["HOVER_STEP", "TOLERANCE", "colorscale", "hover_grid", "is_smooth", "methods_figure", "overlay_figure"]
@@ -125,8 +124,7 @@ def _panel(
     """The image with the map blended over it, as a PNG, and the map's values for hover, transparent."""
     photo = np.clip(np.asarray(image)[::stride, ::stride], 0, 255).astype(np.uint8)
     blended = overlay(photo, np.asarray(cam, dtype=np.float32)[::stride, ::stride], colormap, opacity)
-    # encoded here, not through common.png_data_uri's cache of photos: the figure itself is cached by the page
-    source = "data:image/png;base64," + base64.b64encode(encode_png(blended)).decode("ascii")
+    source = png_uri(blended)  # not through png_data_uri's cache of photos: the figure itself is cached by the page
     picture = {"type": "image", "source": source, "x0": 0, "y0": 0, "dx": stride, "dy": stride,
                "hoverinfo": "skip", "xaxis": f"x{axes}", "yaxis": f"y{axes}"}
     rows, cols = hover_grid(cam, stride)
@@ -198,7 +196,7 @@ def overlay_figure(
     layout = {"margin": _margin(label, 40 if title else 10), **_axes(image.shape, stride, "", None)}
     if title:
         layout["title"] = {"text": title}
-    return go.Figure({"data": _panel(image, cam, stride, "", colormap, opacity, label, True), "layout": layout})
+    return spec_figure({"data": _panel(image, cam, stride, "", colormap, opacity, label, True), "layout": layout})
 
 
 def _domains(rows: int, cols: int) -> list[tuple[list[float], list[float]]]:
@@ -267,4 +265,4 @@ def methods_figure(
             "text": name, "x": sum(domain[0]) / 2, "y": domain[1][1], "xref": "paper", "yref": "paper",
             "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 16},
         })
-    return go.Figure({"data": data, "layout": layout})
+    return spec_figure({"data": data, "layout": layout})

@@ -11,25 +11,32 @@ import plotly.graph_objects as go
 
 from vizlib.caching import LRUCache
 
-__all__ = ["image_figure", "picture_trace", "png_data_uri", "spec_figure", "topk_bar"]
+__all__ = ["image_figure", "picture_trace", "png_data_uri", "png_uri", "spec_figure", "topk_bar"]
 
 
 #: Data URIs of recent pictures by content: a page redraws the same photo in several figures and on every rerun.
 _URIS: LRUCache[tuple[bytes, tuple[int, ...]], str] = LRUCache(64)
 
 
-def png_data_uri(image: np.ndarray) -> str:
-    """An RGB uint8 image as a ``data:image/png;base64,...`` URI, for ``go.Image(source=...)``.
+def png_uri(image: np.ndarray, **png: object) -> str:
+    """An RGB uint8 image as a ``data:image/png;base64,...`` URI, for an image trace's ``source``, encoded now.
 
-    Encoded once per picture content (hashing it costs a small fraction of encoding it).
+    For a picture drawn once (its figure is cached by the page); ``png`` goes to
+    :func:`vizlib.encoding.encode_png`.
     """
     from vizlib.encoding import encode_png  # here, not at the top: figures that draw no photo need no cv2
 
+    return "data:image/png;base64," + base64.b64encode(encode_png(image, **png)).decode("ascii")
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """:func:`png_uri` once per picture content: a page redraws the same photo in several figures and reruns.
+
+    Hashing the picture costs a small fraction of encoding it.
+    """
     image = np.ascontiguousarray(image)
     key = (hashlib.blake2b(image.data, digest_size=16).digest(), image.shape)
-    return _URIS.get_or_create(
-        key, lambda: "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
-    )
+    return _URIS.get_or_create(key, lambda: png_uri(image))
 
 
 def spec_figure(spec: dict) -> go.Figure:
