@@ -297,7 +297,7 @@ def snapshot(deep: bool = True, why: bool = False) -> dict[str, object]:
         stats = keeper.stats()
         out["housekeeping"] = {"rounds": stats.rounds, "collections": stats.collections, "trims": stats.trims,
                                "unreachable": stats.unreachable, "cpu_s": stats.cpu_s, "wall_s": stats.wall_s,
-                               "longest_s": stats.longest_s}
+                               "longest_cpu_s": stats.longest_cpu_s}
     out["probe_cpu_s"] = time.process_time() - start
     return out
 

@@ -15,7 +15,7 @@ issue 15):
 A :class:`Housekeeper` runs :meth:`Housekeeper.tick` every few seconds: a full collection only if objects reached
 the oldest generation since the last one (none when the server is idle), then ``malloc_trim(0)`` only if malloc
 holds more than a threshold of memory freed *since its last trim*. Its work is timed and counted
-(:meth:`Housekeeper.stats`, with its longest pause); it costs the same whatever the number of students, never
+(:meth:`Housekeeper.stats`, with its costliest round); it costs the same whatever the number of students, never
 anything per request.
 
 Why "since its last trim": ``malloc_trim`` gives the pages back with ``madvise`` but leaves the chunks in malloc's
@@ -75,8 +75,10 @@ class HousekeepingStats:
         unreachable: Objects those collections found unreachable.
         trims: ``malloc_trim`` calls.
         cpu_s: CPU seconds the ticks took (their own thread's time).
-        wall_s: Wall-clock seconds the ticks took.
-        longest_s: The longest tick, wall clock: the longest a request may have waited on it.
+        wall_s: Wall-clock seconds the ticks took (on a busy server mostly waiting for the CPU and the interpreter
+            lock, which requests hold meanwhile).
+        longest_cpu_s: The CPU seconds of the costliest tick: about the longest a request can have waited on it (a
+            collection holds the interpreter lock, a trim malloc's locks).
         last: What the last tick did (see :meth:`Housekeeper.tick`).
     """
 
@@ -86,7 +88,7 @@ class HousekeepingStats:
     trims: int = 0
     cpu_s: float = 0.0
     wall_s: float = 0.0
-    longest_s: float = 0.0
+    longest_cpu_s: float = 0.0
     last: dict = field(default_factory=dict)
 
 
@@ -149,15 +151,15 @@ class Housekeeper:
                 self._trim()
                 done["trimmed"] = free
                 self._trimmed_at = self._free_bytes()
-            took = time.perf_counter() - wall
+            took, cpu = time.perf_counter() - wall, time.thread_time() - start
             s = self._stats
             s.rounds += 1
             s.collections += done["collected"] is not None
             s.unreachable += done["collected"] or 0
             s.trims += done["trimmed"] is not None
-            s.cpu_s += time.thread_time() - start
+            s.cpu_s += cpu
             s.wall_s += took
-            s.longest_s = max(s.longest_s, took)
+            s.longest_cpu_s = max(s.longest_cpu_s, cpu)
             s.last = done
         return done
 
@@ -165,7 +167,7 @@ class Housekeeper:
         """A copy of what it did so far."""
         with self._lock:
             s = self._stats
-            return HousekeepingStats(s.rounds, s.collections, s.unreachable, s.trims, s.cpu_s, s.wall_s, s.longest_s,
+            return HousekeepingStats(s.rounds, s.collections, s.unreachable, s.trims, s.cpu_s, s.wall_s, s.longest_cpu_s,
                                      dict(s.last))
 
     def start(self) -> threading.Thread:
