@@ -234,12 +234,14 @@ def _summary(rows: list[dict]) -> None:
           + (str(best) if best else f"none of {[r['n'] for r in rows]}"))
 
 
-def _start_profile(pid: int, out: Path, rate: int = 50) -> subprocess.Popen:
+def _start_profile(pid: int, out: Path, rate: int = 50, gil: bool = False) -> subprocess.Popen:
     """py-spy sampling the server ``rate`` times a second (CPU only: idle threads left out) into ``out`` as raw
-    collapsed stacks."""
+    collapsed stacks; ``gil``: only the thread holding the interpreter lock (Python's own work, exactly; native
+    code that released the lock, such as torch's kernels, is left out)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "--rate", str(rate),
-                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "--rate", str(rate), "--nonblocking"]
+    return subprocess.Popen(command + (["--gil"] if gil else []), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def _compare(rows: list[dict]) -> None:

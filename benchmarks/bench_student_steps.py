@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--proxy", action="store_true", help="HAProxy with deploy/haproxy.cfg in front of the app")
     parser.add_argument("--profile", type=Path, help="py-spy the app while the measured students run")
     parser.add_argument("--profile-rate", type=int, default=50, help="py-spy's samples a second")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="profile only the thread holding the interpreter lock (Python's work, not torch's)")
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="the app's folder (another checkout)")
     args = parser.parse_args()
 
@@ -153,7 +155,7 @@ def main() -> None:
             warm = make_uploads(folder / "warm", 1, salt=99)
             asyncio.run(_run(url, warm, pids))
             uploads = make_uploads(folder / "students", args.students, salt=7)
-            spy = _start_profile(proc.pid, args.profile, args.profile_rate) if args.profile else None
+            spy = _start_profile(proc.pid, args.profile, args.profile_rate, args.profile_gil) if args.profile else None
             try:
                 rows = asyncio.run(_run(url, uploads, pids))
             finally:

@@ -12,10 +12,10 @@ from ui.layer_cache import cam_maps, figure
 from ui.layer_cache import ranking as shared_ranking
 from ui.queues import heavy_queue, score_queue
 from ui.shared import (
-    SESSION_IMAGE_SIDE,
     current_image,
     current_image_key,
     current_model,
+    gallery_image,
     untrained_model,
 )
 from ui.user_model import architecture_of
@@ -51,16 +51,22 @@ def _layers(model_name: str, pretrained: bool, _loaded) -> list[str]:
     return [default] + [name for name in activations.conv_layers(_loaded) if name != default]
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def _sample_image(key: str) -> np.ndarray:
-    return images.fit_image(images.load_gallery_image(key), SESSION_IMAGE_SIDE)
-
-
 # ------------------------------------------------------------------------------------------- pickers
 
 
 def _class_label(loaded: models.LoadedModel, index: int) -> str:
     return f"{loaded.categories[index]} (#{index})"
+
+
+def _class_labels(loaded: models.LoadedModel, image_key: str, ranking: models.Prediction) -> tuple[str, ...]:
+    """Every class's label with its probability on the image, by class index (made once per model and image: the
+    class pickers list all of them on every run)."""
+
+    def build() -> tuple[str, ...]:
+        probs = dict(zip(ranking.indices, (p for _, p in ranking.top), strict=True))
+        return tuple(f"{_class_label(loaded, i)} — {probs[i]:.2%}" for i in range(len(loaded.categories)))
+
+    return figure(("class_labels", loaded.name, loaded.pretrained, image_key), build)
 
 
 def _pick_target(loaded: models.LoadedModel, ranking: models.Prediction, image_key: str) -> int:
@@ -81,7 +87,7 @@ def _pick_target(loaded: models.LoadedModel, ranking: models.Prediction, image_k
             range(len(loaded.categories)),
             index=ranking.indices[0],
             key=f"cam_any::{loaded.name}",
-            format_func=lambda i: f"{_class_label(loaded, i)} — {probs[i]:.2%}",
+            format_func=_class_labels(loaded, image_key, ranking).__getitem__,
         )
     )
 
@@ -200,7 +206,7 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
         format_func=lambda s: "The two-object sample: a bee on a flower" if s else "Your image",
     )
     if sample:
-        image, image_key = _sample_image(SAMPLE_KEY), f"gallery:{SAMPLE_KEY}"
+        image, image_key = gallery_image(SAMPLE_KEY)
     else:
         image, image_key = current_image(), current_image_key()
     ranking = shared_ranking(loaded, image_key, image)
@@ -211,13 +217,14 @@ def _why_a_not_b(loaded: models.LoadedModel, layer: str, methods: list[str], col
         named = [loaded.categories.index(c) for c in entry.classes if c in loaded.categories]
         defaults = named[:2] if len(named) >= 2 else defaults
     options = [m for m in methods if m not in HEAVY] or ["gradcam"]
+    labels = _class_labels(loaded, image_key, ranking)
     left, middle, right = st.columns(3)
     pair = []
     for column, label, default in ((left, "A", defaults[0]), (middle, "B", defaults[1])):
         pair.append(int(column.selectbox(
             f"Class {label} (type to search)", range(len(loaded.categories)), index=default,
             key=f"cam_ab_{label}::{loaded.name}::{image_key}",
-            format_func=lambda i: f"{_class_label(loaded, i)} — {probs[i]:.2%}",
+            format_func=labels.__getitem__,
         )))
     method = right.selectbox("Method", options, key="cam_ab_method", format_func=lambda m: cam.TITLES[m])
     if pair[0] == pair[1]:

@@ -308,3 +308,17 @@ def test_png_and_npy_round_trip(rng):
     np.testing.assert_array_equal(loaded, values)
     with pytest.raises(fm.FeatureMapError, match="uint8 RGB"):
         fm.encode_png(values)
+
+
+@pytest.mark.parametrize("settings", [{"filters": False}, {"filters": "sub", "rle": True}, {"rle": True},
+                                      {"filters": "sub"}, {"compression": 6}])
+def test_every_png_setting_is_lossless(rng, settings):
+    photo = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    raw = fm.encode_png(photo, **settings)
+    decoded = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    np.testing.assert_array_equal(decoded, photo)
+
+
+def test_png_filter_settings_are_checked(rng):
+    with pytest.raises(ValueError, match="'sub'"):
+        fm.encode_png(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), filters="paeth")

@@ -39,3 +39,25 @@ def test_cam_maps_are_computed_once_and_shared_read_only(lite0, monkeypatch):
     layer_cache.cam_maps(lite0, "k1", image, 2, layer, ("gradcam", "saliency"))  # another class: computed
     assert len(calls) == 2
     layer_cache.clear()
+
+
+def test_figures_are_frozen_so_each_rerun_reuses_their_dict(monkeypatch):
+    """What ``st.plotly_chart`` serializes (the figure's ``to_dict``: a deep copy, arrays base64-encoded) is made
+    once per cached figure, not on every rerun of every session."""
+    from plotly.basedatatypes import BaseFigure
+
+    from vizlib.figures import feature_maps as ffm
+
+    layer_cache.clear()
+    made = []
+    real = BaseFigure.to_dict
+    monkeypatch.setattr(BaseFigure, "to_dict", lambda self: made.append(1) or real(self))
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    fig = layer_cache.figure(("test_heat", 1), lambda: ffm.channel_heatmap(values))
+    assert layer_cache.figure(("test_heat", 1), lambda: pytest.fail("built again")) is fig
+    first, again = fig.to_dict(), fig.to_dict()
+    assert again is first and len(made) == 1
+    assert first == real(ffm.channel_heatmap(values))  # the same as an ordinary figure's
+    png = layer_cache.figure(("test_png", 1), lambda: b"\x89PNG")
+    assert png == b"\x89PNG"  # anything else is kept as it is
+    layer_cache.clear()

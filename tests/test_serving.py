@@ -58,9 +58,10 @@ def test_png_data_uri_is_encoded_once_per_content(monkeypatch, rng):
     image = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
     calls = []
     real = encoding.encode_png
-    monkeypatch.setattr(encoding, "encode_png", lambda img: calls.append(1) or real(img))
+    monkeypatch.setattr(encoding, "encode_png", lambda img, **kw: calls.append(kw) or real(img, **kw))
     uri = common.png_data_uri(image)
     assert common.png_data_uri(image.copy()) == uri and len(calls) == 1
+    assert calls[0] == {"filters": "sub", "rle": True}  # a photo: encode_png's fast photo setting
     decoded = _decode(base64.b64decode(uri.split(",", 1)[1]))
     np.testing.assert_array_equal(decoded, image)  # PNG: lossless
     common.png_data_uri(image[:, ::-1])

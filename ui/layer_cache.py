@@ -29,12 +29,14 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from types import MappingProxyType
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from ui.shared import with_notices
 from vizlib import cam, feature_maps, models
 from vizlib import receptive_field as R
 from vizlib.caching import LRUCache
+from vizlib.figures.common import freeze
 
 #: (model, image) pairs kept; one costs from about 25 MB (ResNet-18) to 110 MB (VGG-16).
 MAX_ENTRIES = 8
@@ -172,9 +174,15 @@ _FIGURES: LRUCache = LRUCache(FIGURES)
 def figure(key: Hashable, build: Callable[[], object]) -> object:
     """The figure for ``key`` (everything it shows: model, image key, layer, options), built once by ``build``.
 
-    The figure is shared read-only: pages pass it to ``st.plotly_chart``, which copies it.
+    The figure is shared read-only: pages pass it to ``st.plotly_chart``. A plotly figure is frozen
+    (:func:`vizlib.figures.common.freeze`): the dict ``st.plotly_chart`` serializes is made once, not on every run.
+    Anything else ``build`` returns (PNG bytes) is kept as it is.
     """
-    return _FIGURES.get_or_create(key, build)
+    def built() -> object:
+        value = build()
+        return freeze(value) if isinstance(value, go.Figure) else value
+
+    return _FIGURES.get_or_create(key, built)
 
 
 def clear() -> None:

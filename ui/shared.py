@@ -91,20 +91,44 @@ def _image_key(image: Any) -> str:
     return hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()[:16]
 
 
-def set_image(image: Any, label: str) -> None:
-    """Make ``image`` (HxWx3 uint8) this session's chosen image."""
-    image = images.fit_image(image, SESSION_IMAGE_SIDE)
+def set_image(image: Any, label: str, image_key: str | None = None) -> None:
+    """Make ``image`` (HxWx3 uint8) this session's chosen image (``image_key``: its key, when already known)."""
+    if image_key is None:
+        image = images.fit_image(image, SESSION_IMAGE_SIDE)
+        image_key = _image_key(image)
+        image.flags.writeable = False  # shared with the caches' results; a page that would draw on it copies it
     st.session_state["image"] = image
     st.session_state["image_label"] = label
-    st.session_state["image_key"] = _image_key(image)
+    st.session_state["image_key"] = image_key
     st.session_state.pop("image_lost", None)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _gallery_image(key: str) -> tuple[np.ndarray, str]:
+    image = images.fit_image(images.load_gallery_image(key), SESSION_IMAGE_SIDE)
+    image.flags.writeable = False
+    return image, _image_key(image)
+
+
+def gallery_image(key: str) -> tuple[np.ndarray, str]:
+    """A gallery photo as a session keeps it (longer side at most ``SESSION_IMAGE_SIDE``) and its image key.
+
+    Decoded and hashed once per process and shared read-only by every session that shows it: every new student
+    starts on the first one.
+    """
+    return _gallery_image(key)
+
+
+def _choose_gallery(key: str, label: str) -> None:
+    image, image_key = gallery_image(key)
+    set_image(image, label, image_key)
+
+
 def current_image() -> Any:
-    """This session's chosen image (HxWx3 uint8 RGB), the gallery cat until the user picks another."""
+    """This session's chosen image (HxWx3 uint8 RGB, read-only), the gallery cat until the user picks another."""
     if "image" not in st.session_state:
         first = images.gallery()[0]
-        set_image(images.load_gallery_image(first.key), first.title)
+        _choose_gallery(first.key, first.title)
     return st.session_state["image"]
 
 
@@ -271,7 +295,7 @@ def _sidebar_image() -> None:
             "Sample photo", list(entries), key="gallery_key", format_func=lambda k: entries[k].title
         )
         if st.session_state.get("image_origin") != f"gallery:{key}":
-            set_image(images.load_gallery_image(key), entries[key].title)
+            _choose_gallery(key, entries[key].title)
             st.session_state["image_origin"] = f"gallery:{key}"
             st.session_state.pop("image_error", None)
         item = entries[key]

@@ -11,7 +11,9 @@ import plotly.graph_objects as go
 
 from vizlib.caching import LRUCache
 
-__all__ = ["image_figure", "picture_trace", "png_data_uri", "png_uri", "spec_figure", "topk_bar"]
+__all__ = [
+    "FrozenFigure", "freeze", "image_figure", "picture_trace", "png_data_uri", "png_uri", "spec_figure", "topk_bar",
+]
 
 
 #: Data URIs of recent pictures by content: a page redraws the same photo in several figures and on every rerun.
@@ -36,7 +38,7 @@ def png_data_uri(image: np.ndarray) -> str:
     """
     image = np.ascontiguousarray(image)
     key = (hashlib.blake2b(image.data, digest_size=16).digest(), image.shape)
-    return _URIS.get_or_create(key, lambda: png_uri(image))
+    return _URIS.get_or_create(key, lambda: png_uri(image, filters="sub", rle=True))  # a photo: see encode_png
 
 
 def spec_figure(spec: dict) -> go.Figure:
@@ -49,6 +51,31 @@ def spec_figure(spec: dict) -> go.Figure:
     rebuild every figure made this way with validation on (``tests/figure_check.py``) and compare the JSON.
     """
     return go.Figure(spec, _validate=False)
+
+
+class FrozenFigure(go.Figure):
+    """A figure shared read-only (by every rerun and every session that shows it): its dict made once.
+
+    ``st.plotly_chart`` turns a figure into JSON on every run of the page: first ``to_dict()`` (a deep copy of the
+    figure, its arrays base64-encoded), then the JSON text. A frozen figure keeps its first ``to_dict()`` and hands
+    out that same dict, which nobody may change; changes made to the figure itself after that are not seen.
+    Make one with :func:`freeze`.
+    """
+
+    def to_dict(self) -> dict:
+        memo = self.__dict__.get("_frozen_dict")
+        if memo is None:  # two first calls at once both build it; either result is the same
+            memo = super().to_dict()
+            self.__dict__["_frozen_dict"] = memo
+        return memo
+
+
+def freeze(fig: go.Figure) -> FrozenFigure:
+    """``fig`` itself, now a :class:`FrozenFigure` (nothing is copied); change it no more."""
+    if type(fig) is not go.Figure and not isinstance(fig, FrozenFigure):
+        raise TypeError(f"Only a plotly go.Figure can be frozen, not {type(fig).__name__}.")
+    fig.__class__ = FrozenFigure
+    return fig  # type: ignore[return-value]
 
 
 def picture_trace(image: np.ndarray, *, stride: int = 1, **kwargs) -> go.Image:

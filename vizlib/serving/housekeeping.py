@@ -167,8 +167,8 @@ class Housekeeper:
         """A copy of what it did so far."""
         with self._lock:
             s = self._stats
-            return HousekeepingStats(s.rounds, s.collections, s.unreachable, s.trims, s.cpu_s, s.wall_s, s.longest_cpu_s,
-                                     dict(s.last))
+            return HousekeepingStats(s.rounds, s.collections, s.unreachable, s.trims, s.cpu_s, s.wall_s,
+                                     s.longest_cpu_s, dict(s.last))
 
     def start(self) -> threading.Thread:
         """Run :meth:`tick` every ``every`` seconds in a daemon thread (once; later calls return that thread)."""
