@@ -156,9 +156,11 @@ def main() -> None:
             asyncio.run(_run(url, warm, pids))
             uploads = make_uploads(folder / "students", args.students, salt=7)
             spy = _start_profile(proc.pid, args.profile, args.profile_rate, args.profile_gil) if args.profile else None
+            proxy_before = sum(cpu_seconds(pid)[0] for pid in pids[1:])
             try:
                 rows = asyncio.run(_run(url, uploads, pids))
             finally:
+                proxy_cpu = (sum(cpu_seconds(pid)[0] for pid in pids[1:]) - proxy_before) / len(uploads)
                 if spy is not None:
                     spy.send_signal(2)
                     spy.wait(30)
@@ -180,6 +182,8 @@ def main() -> None:
     total = statistics.median(sum(r[s][0] for s in STEPS) for r in rows)
     browser_total = statistics.median(sum(r[s][1] for s in STEPS) for r in rows)
     print(f"| **whole path** | **{total:.3f}** | {browser_total:.3f} | |")
+    if args.proxy:
+        print(f"of the server's CPU, HAProxy's: {proxy_cpu:.3f} s per student (mean, its pauses and re-visits too)")
     print(f"needed model passes per student: {needed:.3f} s CPU; server / needed = {total / needed:.1f}")
     print("| visited again (not in the path's total) | server CPU s | browser CPU s | wall s (median / max) |")
     print("|---|---:|---:|---:|")

@@ -34,7 +34,7 @@ def _montage_png(
     elif sort is not None:
         order = fm.rank_channels(values, sort)
     pic = fm.montage(values, order=order, scale=scale, colormap=colormap)
-    return fm.encode_png(pic.image, filters=False), pic.layout, pic.channels
+    return pic.png(), pic.layout, pic.channels
 
 
 def _overview_png(model_name: str, pretrained: bool, image_key: str, by: str, colormap: str, acts) -> bytes:

@@ -322,3 +322,55 @@ def test_every_png_setting_is_lossless(rng, settings):
 def test_png_filter_settings_are_checked(rng):
     with pytest.raises(ValueError, match="'sub'"):
         fm.encode_png(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), filters="paeth")
+
+
+def _png_pixels(raw: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+@pytest.mark.parametrize("scale, colormap, count", [("shared", "viridis", 7), ("channel", "cividis", 9),
+                                                     ("shared", "cividis", 1)])
+def test_montage_png_is_a_palette_png_of_the_same_pixels(rng, scale, colormap, count):
+    values = rng.standard_normal((count, 5, 6)).astype(np.float32)  # 30 values a tile: most levels unused
+    pic = fm.montage(values, scale=scale, colormap=colormap, columns=3)
+    raw = pic.png()
+    assert raw[25] == 3  # IHDR's colour type: palette
+    np.testing.assert_array_equal(_png_pixels(raw), pic.image)
+    indices, palette = pic.indexed
+    np.testing.assert_array_equal(palette[indices], pic.image)
+
+
+def test_montage_png_is_a_palette_png_even_when_every_level_is_used():
+    """The colormaps have fewer than 256 distinct colours (OpenCV's viridis 254): the separator always fits."""
+    values = np.arange(256, dtype=np.float32).reshape(1, 16, 16)  # every level once
+    pic = fm.montage(np.concatenate([values, values, values]), scale="shared", columns=2)  # an empty cell too
+    raw = pic.png()
+    assert raw[25] == 3
+    np.testing.assert_array_equal(_png_pixels(raw), pic.image)
+
+
+def test_montage_png_falls_back_to_rgb_when_the_colours_overflow_a_palette(monkeypatch):
+    import importlib
+
+    montage_module = importlib.import_module("vizlib.feature_maps.montage")  # the package re-exports the function
+
+    rainbow = np.stack([np.arange(256), np.arange(256)[::-1], np.full(256, 7)], axis=1).astype(np.uint8)
+    monkeypatch.setattr(montage_module, "colormap_lut", lambda name: rainbow)  # 256 colours + the separator
+    values = np.arange(256, dtype=np.float32).reshape(1, 16, 16)
+    pic = fm.montage(np.concatenate([values, values]), scale="shared")
+    assert pic.indexed is None
+    raw = pic.png()
+    assert raw[25] == 2  # RGB
+    np.testing.assert_array_equal(_png_pixels(raw), pic.image)
+
+
+def test_indexed_png_checks_its_input(rng):
+    from vizlib.encoding import encode_indexed_png
+
+    palette = rng.integers(0, 256, (4, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="past the palette"):
+        encode_indexed_png(np.full((2, 2), 4, np.uint8), palette)
+    with pytest.raises(ValueError, match="uint8 indices"):
+        encode_indexed_png(np.zeros((2, 2), np.int32), palette)
+    with pytest.raises(ValueError, match="palette"):
+        encode_indexed_png(np.zeros((2, 2), np.uint8), np.zeros((257, 3), np.uint8))

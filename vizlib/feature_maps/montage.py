@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vizlib.encoding import encode_indexed_png, encode_png
+
 __all__ = [
     "COLORMAPS",
     "MAX_MONTAGE_WIDTH",
@@ -212,11 +214,17 @@ def tile_rgb(tiles: np.ndarray, layout: MontageLayout, fill: np.ndarray = SEPARA
     return np.ascontiguousarray(image[: layout.height, : layout.width])
 
 
-def _colour_tiles(levels: np.ndarray, layout: MontageLayout, lut: np.ndarray) -> np.ndarray:
+def _colour_tiles(
+    levels: np.ndarray, layout: MontageLayout, lut: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Tile ``(n, h, w)`` uint8 levels (each repeated ``upscale`` times), colour them, paint the separators.
 
     The levels are tiled first (one byte a pixel), then coloured by one table lookup in OpenCV, which is
     several times faster than numpy's fancy indexing of an RGB table.
+
+    Returns:
+        The RGB image, and the same picture as (palette indices, palette) (see :func:`_palette`; ``None`` when
+        the colours don't fit a palette).
     """
     n, h, w = levels.shape
     u, gap, rows, cols = layout.upscale, layout.gap, layout.rows, layout.columns
@@ -235,7 +243,29 @@ def _colour_tiles(levels: np.ndarray, layout: MontageLayout, lut: np.ndarray) ->
     grid[:, :, :, tw:] = SEPARATOR
     if rest:
         grid[rows - 1, :, rest:] = SEPARATOR
-    return np.ascontiguousarray(rgb[: layout.height, : layout.width])
+    image = np.ascontiguousarray(rgb[: layout.height, : layout.width])
+    table = _palette(lut)
+    if table is None:
+        return image, None
+    palette, index_of_level, separator = table
+    indices = cv2.LUT(flat, index_of_level)
+    box = indices.reshape(rows, th + gap, cols, tw + gap)
+    box[:, th:] = separator
+    box[:, :, :, tw:] = separator
+    if rest:
+        box[rows - 1, :, rest:] = separator
+    return image, (np.ascontiguousarray(indices[: layout.height, : layout.width]), palette)
+
+
+def _palette(lut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The colormap's distinct colours and the separator's as one palette: (palette, each level's index, the
+    separator's index); ``None`` if that makes more than 256 colours. (OpenCV's viridis has 254 distinct colours
+    in its 256 levels, cividis 255: there is always room for the separator.)"""
+    colours, index_of_level = np.unique(np.vstack([lut, SEPARATOR[None]]), axis=0, return_inverse=True)
+    if len(colours) > 256:
+        return None
+    index_of_level = index_of_level.reshape(-1).astype(np.uint8)
+    return np.ascontiguousarray(colours), np.ascontiguousarray(index_of_level[:256]), int(index_of_level[256])
 
 
 # ------------------------------------------------------------------------------------------- montage
@@ -253,6 +283,8 @@ class Montage:
         hi: Value drawn at colour level 255, per tile.
         scale: ``"shared"`` or ``"channel"``.
         colormap: The colormap's name.
+        indexed: The same picture as (``(H, W)`` uint8 indices, ``(K, 3)`` palette): the colormap's distinct
+            colours and the separators' white; ``None`` when they are more than 256.
     """
 
     image: np.ndarray
@@ -262,6 +294,14 @@ class Montage:
     hi: np.ndarray
     scale: str
     colormap: str
+    indexed: tuple[np.ndarray, np.ndarray] | None = None
+
+    def png(self) -> bytes:
+        """The montage as PNG bytes, the same pixels as :attr:`image`: a palette PNG where the picture has at most
+        256 colours (a third of the bytes, about three times faster), an RGB PNG otherwise."""
+        if self.indexed is not None:
+            return encode_indexed_png(*self.indexed)
+        return encode_png(self.image, filters=False)
 
 
 def _as_maps(values: object) -> np.ndarray:
@@ -334,8 +374,8 @@ def montage(
     layout = montage_layout(
         len(idx), maps.shape[1], maps.shape[2], columns=columns, upscale=upscale, gap=gap, max_width=max_width
     )
-    image = _colour_tiles(levels, layout, lut)
-    return Montage(image, layout, tuple(int(i) for i in idx), lo, hi, scale, colormap)
+    image, indexed = _colour_tiles(levels, layout, lut)
+    return Montage(image, layout, tuple(int(i) for i in idx), lo, hi, scale, colormap, indexed)
 
 
 # ------------------------------------------------------------------------------------------- ranking
