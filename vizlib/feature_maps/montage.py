@@ -18,6 +18,7 @@ or batch-norm output (before its activation) it is the fraction the following Re
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -244,7 +245,7 @@ def _colour_tiles(
     if rest:
         grid[rows - 1, :, rest:] = SEPARATOR
     image = np.ascontiguousarray(rgb[: layout.height, : layout.width])
-    table = _palette(lut)
+    table = _palette(lut.tobytes())
     if table is None:
         return image, None
     palette, index_of_level, separator = table
@@ -257,15 +258,20 @@ def _colour_tiles(
     return image, (np.ascontiguousarray(indices[: layout.height, : layout.width]), palette)
 
 
-def _palette(lut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """The colormap's distinct colours and the separator's as one palette: (palette, each level's index, the
-    separator's index); ``None`` if that makes more than 256 colours. (OpenCV's viridis has 254 distinct colours
-    in its 256 levels, cividis 255: there is always room for the separator.)"""
-    colours, index_of_level = np.unique(np.vstack([lut, SEPARATOR[None]]), axis=0, return_inverse=True)
+@functools.lru_cache(maxsize=8)
+def _palette(lut: bytes) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The colormap's (``(256, 3)`` uint8, as bytes) distinct colours and the separator's as one palette:
+    (palette, each level's index, the separator's index); ``None`` if that makes more than 256 colours. (OpenCV's
+    viridis has 254 distinct colours in its 256 levels, cividis 255: there is always room for the separator.)"""
+    table = np.frombuffer(lut, dtype=np.uint8).reshape(256, 3)
+    colours, index_of_level = np.unique(np.vstack([table, SEPARATOR[None]]), axis=0, return_inverse=True)
     if len(colours) > 256:
         return None
     index_of_level = index_of_level.reshape(-1).astype(np.uint8)
-    return np.ascontiguousarray(colours), np.ascontiguousarray(index_of_level[:256]), int(index_of_level[256])
+    colours.flags.writeable = False  # shared by every montage of this colormap
+    levels = np.ascontiguousarray(index_of_level[:256])
+    levels.flags.writeable = False
+    return colours, levels, int(index_of_level[256])
 
 
 # ------------------------------------------------------------------------------------------- montage
