@@ -111,7 +111,7 @@ class Housekeeper:
 
     def __init__(
         self,
-        every: float = 10.0,
+        every: float = 30.0,
         trim_above: int = 64 * 2**20,
         *,
         pending: Callable[[], bool] | None = None,

@@ -8,10 +8,11 @@
 * **Few malloc arenas** (``CNN_LENS_MALLOC_ARENAS``, default 2). glibc gives each busy thread its own arena
   and returns little of it to the system: with thirty sessions' threads the server's resident memory grew
   by gigabytes of free-but-kept pages. Two arenas keep it near what is really in use.
-* **Housekeeping every few seconds** (``CNN_LENS_HOUSEKEEPING_S``, default 10; ``CNN_LENS_TRIM_MB``, default 64):
-  a full garbage collection when objects reached the oldest generation, and ``malloc_trim`` when malloc keeps
-  more than that free (:mod:`vizlib.serving.housekeeping`): dead page runs and freed activations go back to the
-  system while the class works, not hours later.
+* **Housekeeping every half minute** (``CNN_LENS_HOUSEKEEPING_S``, default 30; ``CNN_LENS_TRIM_MB``, default 64):
+  a full garbage collection when objects reached the oldest generation, and ``malloc_trim`` when malloc holds
+  more than that newly freed (:mod:`vizlib.serving.housekeeping`): dead page runs and freed activations go back to
+  the system while the class works, not hours later. A full collection holds the interpreter lock for tens of ms
+  with a class connected; every 30 s kept the same memory as every 10 s (BENCHMARKS.md) for a third of the pauses.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def configure_process() -> dict[str, int]:
         arenas = int(os.environ.get("CNN_LENS_MALLOC_ARENAS", "2"))
         if arenas > 0 and _set_arenas(arenas):
             applied["malloc_arenas"] = arenas
-        every = float(os.environ.get("CNN_LENS_HOUSEKEEPING_S", "10"))
+        every = float(os.environ.get("CNN_LENS_HOUSEKEEPING_S", "30"))
         if every > 0:
             _housekeeper = Housekeeper(every, int(float(os.environ.get("CNN_LENS_TRIM_MB", "64")) * 2**20))
             _housekeeper.start()
