@@ -8,10 +8,12 @@ run still treats ``pages/`` as a legacy multipage folder and would paint every f
 
 import streamlit as st
 
+from ui.server import slow_config_polling
 from ui.shared import HOME, available_lessons, draw_navigation, draw_sidebar
 from vizlib.serving import configure_process
 
 configure_process()  # once per process: torch threads per call, malloc arenas (see vizlib/serving/process.py)
+slow_config_polling()  # Streamlit's config files looked at every 5 s, not 5 times a second (see ui/server.py)
 
 st.set_page_config(page_title="CNN Lens", page_icon=":material/visibility:", layout="wide")
 
