@@ -175,7 +175,7 @@ def _top_k_section(acts: fm.LayerActivations, info: activations.LayerInfo, opts:
                        key="fm_scores")
 
 
-#: The layer table's expander: open, it stays open for the session (its state is kept under this key).
+#: The layer table's expander: its open state, kept for the page's reruns.
 TABLE_KEY = "fm_layer_table_open"
 
 
