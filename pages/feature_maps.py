@@ -175,11 +175,21 @@ def _top_k_section(acts: fm.LayerActivations, info: activations.LayerInfo, opts:
                        key="fm_scores")
 
 
+#: The layer table's expander: its open state, kept for the page's reruns.
+TABLE_KEY = "fm_layer_table_open"
+
+
 def _table_section(loaded, info: activations.LayerInfo) -> None:
-    rows = fm.layer_rows(activations.layer_table(loaded), receptive_fields=_receptive_fields(loaded))
-    st.dataframe(rows, hide_index=True, key="fm_layer_table", height=360)
-    st.caption(f"Every layer that runs, in order. The layer shown above is **{info.name}**. Receptive field: "
-               "the input pixels one unit of the layer sees (see the Receptive fields page).")
+    """Every layer in a data grid, drawn only once the student opens it: on a first visit
+    the costliest single element for the browser to draw (benchmarks/bench_browser_pages.py)."""
+    box = st.expander(f"Every layer of the network in a table ({len(activations.layer_table(loaded))} layers), "
+                      "drawn when you open it", key=TABLE_KEY, on_change="rerun")
+    with box:
+        if box.open:
+            rows = fm.layer_rows(activations.layer_table(loaded), receptive_fields=_receptive_fields(loaded))
+            st.dataframe(rows, hide_index=True, key="fm_layer_table", height=360)
+            st.caption(f"Every layer that runs, in order. The layer shown above is **{info.name}**. Receptive "
+                       "field: the input pixels one unit of the layer sees (see the Receptive fields page).")
 
 
 st.title("Feature maps")

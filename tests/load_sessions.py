@@ -91,9 +91,16 @@ _FM_DONE = f"""() => ({_STALE})
         .some(img => img.complete && img.naturalWidth > 0)
         // the app before the overview became one picture (bench_load --compare with an older commit)
         || {_MAIN}.querySelector(".st-key-fm_overview .js-plotly-plot") !== null)
-    && {_MAIN}.querySelector("[data-testid='stDataFrame']") !== null
-    && [...{_MAIN}.querySelectorAll("[data-testid='stCaptionContainer']")]
-        .some(c => c.textContent.includes("Every layer that runs"))"""
+    && (() => {{
+        const table = {_MAIN}.querySelector("[data-testid='stDataFrame']") !== null
+            && [...{_MAIN}.querySelectorAll("[data-testid='stCaptionContainer']")]
+                .some(c => c.textContent.includes("Every layer that runs"));
+        // the layer table waits behind its expander, drawn when opened: closed, its label is what is on screen;
+        // open, the table and its caption must be there (the app before the expander: the table at once)
+        const box = [...{_MAIN}.querySelectorAll("[data-testid='stExpander']")]
+            .find(e => (e.querySelector("summary")?.textContent ?? "").includes("Every layer"));
+        return box ? !box.querySelector("details").open || table : table;
+    }})()"""
 
 _CAM_FIGURE = f"""() => {_MAIN}.querySelector(".st-key-cam_methods_figure .js-plotly-plot") !== null"""
 

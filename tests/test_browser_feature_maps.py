@@ -84,4 +84,12 @@ def test_feature_maps_page_shows_the_montage_of_a_sample_photo(app_server, brows
     assert page.locator(".st-key-fm_overview .js-plotly-plot").count() == 0
     assert np.mean(np.all(_decoded(page, src) == overview, axis=-1)) > 0.99
     assert page.get_by_text("Page not found").count() == 0
+    # the layer table waits behind its expander: not drawn until opened, then the grid and its caption
+    main = page.locator("[data-testid='stMain']")
+    box = main.locator("[data-testid='stExpander']").filter(has_text="Every layer of the network")
+    assert "drawn when you open it" in box.inner_text()
+    assert main.locator("[data-testid='stDataFrame']").count() == 0
+    box.locator("summary").click()
+    main.locator("[data-testid='stDataFrame']").wait_for(timeout=60_000)
+    main.get_by_text("Every layer that runs, in order").wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / "feature_maps.png"), full_page=True)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 PAGE = "pages/feature_maps.py"
 STAGE_KEY = f"fm_stage::{models.DEFAULT_MODEL}"
+TABLE_KEY = "fm_layer_table_open"  # the layer table's expander
 
 
 def _page() -> AppTest:
@@ -84,6 +85,12 @@ def test_opens_on_the_default_layer_with_montage_channel_overview_and_table(cat_
     # the page's forward pass may differ from this one in the last float bit: a colour level off by one, rarely
     assert np.mean(np.all(shown == overview.image, axis=-1)) > 0.9999
     assert np.abs(shown.astype(np.int16) - overview.image).max() <= 4
+    # the layer table waits behind its labelled expander: nothing of it is sent until the student opens it
+    (box,) = [e for e in at.main.expander if "Every layer" in e.label]
+    assert "when you open it" in box.label and not at.dataframe
+    at.session_state[TABLE_KEY] = True  # the student opens it
+    at.run()
+    assert not at.exception, at.exception
     # the layer table lists every layer that runs
     table = at.dataframe[0].value
     assert list(table.columns) == ["Layer", "Stage", "Type", "Output shape", "Parameters", "Receptive field"]
