@@ -69,18 +69,24 @@ def _cpu(pids: tuple[int, ...]) -> tuple[float, float]:
     return server + rest, others - rest
 
 
-async def _student(browser, url: str, upload: Path, pids: tuple[int, ...]) -> dict[str, tuple[float, float, float]]:
-    """Drive one student through the path; per step (server CPU s, browser CPU s, wall s)."""
+def _faults(pid: int) -> int:
+    """Minor page faults of the app process so far (memory it touched for the first time, or again after malloc
+    gave it back: each costs a zero-filled page)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
+async def _student(browser, url: str, upload: Path, pids: tuple[int, ...]) -> dict[str, tuple[float, ...]]:
+    """Drive one student through the path; per step (server CPU s, browser CPU s, wall s, server page faults)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(_TIMEOUT_MS)
     page = await context.new_page()
-    out: dict[str, tuple[float, float, float]] = {}
-    mark = [_cpu(pids), time.perf_counter()]
+    out: dict[str, tuple[float, ...]] = {}
+    mark = [_cpu(pids), time.perf_counter(), _faults(pids[0])]
 
     def step(name: str) -> None:
-        (server, browser_cpu), now = _cpu(pids), time.perf_counter()
-        out[name] = (server - mark[0][0], browser_cpu - mark[0][1], now - mark[1])
-        mark[0], mark[1] = _cpu(pids), time.perf_counter()
+        (server, browser_cpu), now, faults = _cpu(pids), time.perf_counter(), _faults(pids[0])
+        out[name] = (server - mark[0][0], browser_cpu - mark[0][1], now - mark[1], faults - mark[2])
+        mark[0], mark[1], mark[2] = _cpu(pids), time.perf_counter(), _faults(pids[0])
 
     try:
         await page.goto(url, wait_until="domcontentloaded")
@@ -172,16 +178,20 @@ def main() -> None:
         needed = _needed_cpu(models.load_model(models.DEFAULT_MODEL, device="cpu"), uploads, True)
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC · {machine()} · "
           f"{'behind HAProxy (deploy/haproxy.cfg)' if args.proxy else 'direct'} · {args.students} students")
-    print("| step | server CPU s (median) | browser CPU s (median) | wall s (median / max) |")
-    print("|---|---:|---:|---:|")
+    print("| step | server CPU s (median) | browser CPU s (median) | wall s (median / max) | server page faults, "
+          "thousands (median) |")
+    print("|---|---:|---:|---:|---:|")
     for s in STEPS:
         server = statistics.median(r[s][0] for r in rows)
         browser = statistics.median(r[s][1] for r in rows)
         walls = [r[s][2] for r in rows]
-        print(f"| {s} | {server:.3f} | {browser:.3f} | {statistics.median(walls):.2f} / {max(walls):.2f} |")
+        faults = statistics.median(r[s][3] for r in rows) / 1000
+        print(f"| {s} | {server:.3f} | {browser:.3f} | {statistics.median(walls):.2f} / {max(walls):.2f} | "
+              f"{faults:.1f} |")
     total = statistics.median(sum(r[s][0] for s in STEPS) for r in rows)
     browser_total = statistics.median(sum(r[s][1] for s in STEPS) for r in rows)
-    print(f"| **whole path** | **{total:.3f}** | {browser_total:.3f} | |")
+    faults_total = statistics.median(sum(r[s][3] for s in STEPS) for r in rows) / 1000
+    print(f"| **whole path** | **{total:.3f}** | {browser_total:.3f} | | {faults_total:.1f} |")
     if args.proxy:
         print(f"of the server's CPU, HAProxy's: {proxy_cpu:.3f} s per student (mean, its pauses and re-visits too)")
     print(f"needed model passes per student: {needed:.3f} s CPU; server / needed = {total / needed:.1f}")
