@@ -65,7 +65,12 @@ def _place(page, size: tuple[int, int], start: tuple[float, float], end: tuple[f
     before = _patch(page)
     for _attempt in range(5):  # plotly wires its handlers a moment after drawing: retry within a bound
         page.wait_for_function(IDLE, timeout=WAIT)
-        area = page.locator(PICTURE).first.locator(".nsewdrag").first.bounding_box()
+        drag = page.locator(PICTURE).first.locator(".nsewdrag").first
+        drag.wait_for(state="visible", timeout=WAIT)
+        area = drag.bounding_box()
+        if area is None:  # plotly drew the chart again (Streamlit's element draws each chart twice): look again
+            page.wait_for_timeout(200)
+            continue
         x0, y0 = _screen(area, *start, size)
         page.mouse.move(x0, y0)
         if end is None:
