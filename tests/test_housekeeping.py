@@ -146,6 +146,7 @@ def test_configure_process_starts_housekeeping_from_the_environment(monkeypatch)
     monkeypatch.setattr(process, "_housekeeper", None)
     monkeypatch.setenv("CNN_LENS_TORCH_THREADS", "0")
     monkeypatch.setenv("CNN_LENS_MALLOC_ARENAS", "0")
+    monkeypatch.setenv("CNN_LENS_MALLOC_KEEP_MB", "0")
     monkeypatch.setenv("CNN_LENS_HOUSEKEEPING_S", "30")
     monkeypatch.setenv("CNN_LENS_TRIM_MB", "16")
     assert process.configure_process() == {"housekeeping_s": 30.0}

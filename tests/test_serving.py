@@ -99,6 +99,7 @@ def test_configure_process_sets_torch_threads_once(monkeypatch):
     monkeypatch.setattr(process, "_done", False)
     monkeypatch.setenv("CNN_LENS_TORCH_THREADS", "1")
     monkeypatch.setenv("CNN_LENS_MALLOC_ARENAS", "0")
+    monkeypatch.setenv("CNN_LENS_MALLOC_KEEP_MB", "0")
     monkeypatch.setenv("CNN_LENS_HOUSEKEEPING_S", "0")
     try:
         assert process.configure_process() == {"torch_threads": 1}
@@ -106,3 +107,41 @@ def test_configure_process_sets_torch_threads_once(monkeypatch):
         assert process.configure_process() == {}  # once per process
     finally:
         torch.set_num_threads(before)
+
+
+_REUSE_PROBE = r"""
+import os, resource, sys
+import numpy as np
+from vizlib.serving import process
+process.configure_process()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+blocks = []
+for _ in range(3):  # warm up: the heap grows once
+    blocks = [np.ones(5 * 2**20 // 8) for _ in range(4)]
+    del blocks
+before = faults()
+for _ in range(10):  # a request's new arrays: 4 blocks of 5 MB, freed when it ends
+    blocks = [np.ones(5 * 2**20 // 8) for _ in range(4)]
+    del blocks
+print(faults() - before)
+"""
+
+
+@pytest.mark.parametrize("keep_mb, reused", [("64", True), ("0", False)])
+def test_malloc_keep_reuses_large_blocks_instead_of_new_zeroed_pages(keep_mb, reused):
+    """With CNN_LENS_MALLOC_KEEP_MB (the default), a request's large arrays reuse the heap's pages; with glibc's own
+    thresholds most 5 MB blocks are mapped afresh: up to 1,280 zero-filled page faults each."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CNN_LENS_MALLOC_KEEP_MB=keep_mb, CNN_LENS_HOUSEKEEPING_S="0", CNN_LENS_TORCH_THREADS="0")
+    out = subprocess.run([sys.executable, "-c", _REUSE_PROBE], env=env, capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    faults = int(out.stdout.split()[-1])
+    blocks_mapped = 10 * 4 * (5 * 2**20 // 4096)
+    if reused:
+        assert faults < blocks_mapped // 20
+    else:
+        assert faults > blocks_mapped // 4  # some blocks come from the heap once the threshold has risen
