@@ -32,7 +32,8 @@ __all__ = [
 #: Largest accepted file, in bytes (also the server's upload limit, see .streamlit/config.toml).
 MAX_BYTES = 25 * 1024 * 1024
 #: Largest accepted image, in pixels (width x height). Checked from the header, before decoding,
-#: so a decompression bomb is refused without allocating its pixels.
+#: so a decompression bomb is refused without allocating its pixels. A JPEG that :func:`load_image` decodes at a
+#: reduced scale (``max_side``) counts at that scale: a 48-megapixel phone photo is accepted for the app.
 MAX_PIXELS = 40_000_000
 #: Pillow decoders that may run on user input. Anything else is refused as unsupported.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
@@ -114,7 +115,7 @@ def load_image(data: bytes, max_side: int | None = None) -> np.ndarray:
 
     Raises:
         ImageError: The file is empty, too large, not an image, of an unsupported format,
-            truncated or corrupt, or has more than :data:`MAX_PIXELS` pixels.
+            truncated or corrupt, or has more than :data:`MAX_PIXELS` pixels to decode.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ImageError(f"Expected the file's bytes, got {type(data).__name__}.")
@@ -150,19 +151,27 @@ def load_image(data: bytes, max_side: int | None = None) -> np.ndarray:
         width, height = img.size
         if width <= 0 or height <= 0:
             raise ImageError("The image has no pixels (its width or height is 0). Try another file.")
-        if width * height > MAX_PIXELS:
+        # JPEG, and MPO (a phone's JPEG with more pictures after the photo: depth, HDR gain map) can be decoded
+        # at a reduced scale; the pixel limit then applies to the pixels decoded (a 48-megapixel phone photo
+        # decodes at 1/4 scale), else to the header's size, before anything is decoded
+        reduce = max_side is not None and img.format in ("JPEG", "MPO") and max(width, height) >= 2 * max_side
+        if not reduce and width * height > MAX_PIXELS:
             raise ImageError(_too_many_pixels_message(width, height))
         try:
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
-            if max_side is not None and img.format == "JPEG" and max(width, height) >= 2 * max_side:
+            if reduce:
                 scale = max_side / max(width, height)
                 img.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+                if img.size[0] * img.size[1] > MAX_PIXELS:
+                    raise ImageError(_too_many_pixels_message(width, height))
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img.load()
                 oriented = ImageOps.exif_transpose(img)
                 result = _to_uint8_rgb(oriented)
+        except ImageError:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(_too_many_pixels_message(width, height)) from None
         except (OSError, SyntaxError, ValueError, IndexError, EOFError) as exc:
