@@ -57,10 +57,10 @@ def _unsupported_name(data: bytes) -> str | None:
         if data.startswith(magic):
             return name
     head = data[:64]
+    if head[4:12] in (b"ftypavif", b"ftypavis"):  # before HEIC: an AVIF lists "mif1" among its brands too
+        return "AVIF"
     if head[4:8] == b"ftyp" and any(b in head[8:32] for b in (b"heic", b"heix", b"mif1", b"hevc")):
         return "HEIC/HEIF"
-    if head[4:12] == b"ftypavif":
-        return "AVIF"
     stripped = data[:512].lstrip().lower()
     if stripped.startswith(b"<svg") or (stripped.startswith(b"<?xml") and b"<svg" in stripped):
         return "SVG"
@@ -144,8 +144,9 @@ def load_image(data: bytes, max_side: int | None = None) -> np.ndarray:
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_too_many_pixels_message()) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"The image file is corrupt and can't be opened ({exc}). Try another file.") from None
+    except (OSError, SyntaxError, ValueError):  # the decoder's own words ("could not create decoder object") mean
+        # nothing to a student
+        raise ImageError("The file is damaged (corrupt) and can't be opened as an image. Try another file.") from None
 
     with img:
         width, height = img.size
@@ -175,7 +176,7 @@ def load_image(data: bytes, max_side: int | None = None) -> np.ndarray:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(_too_many_pixels_message(width, height)) from None
         except (OSError, SyntaxError, ValueError, IndexError, EOFError) as exc:
-            reason = "it is cut off (truncated)" if "truncat" in str(exc).lower() else f"it is corrupt: {exc}"
+            reason = "it is cut off (truncated)" if "truncat" in str(exc).lower() else "it is damaged (corrupt)"
             raise ImageError(
                 f"The {img.format or 'image'} file can't be decoded: {reason}. Upload the complete file again."
             ) from None
