@@ -172,8 +172,15 @@ if with_filters is not None and with_filters.filters:
 
 # ------------------------------------------------------------------------------------------ shift test
 
+try:  # sections 4 and 5 show test garments: without Debian's dataset-fashion-mnist, the sentence saying so
+    test_set, missing_data = lab.test_images(), None
+except FashionDataError as exc:
+    test_set, missing_data = None, str(exc)
+
 st.header("4. Move the garment")
-if len(references) == len(NETS):
+if missing_data is not None:
+    st.warning(missing_data, icon=":material/dataset:")
+elif len(references) == len(NETS):
     kind = st.radio("Change", ["shift", "rotation"], horizontal=True, key="lab_kind")
     curve = lab.measured().get(kind) or background(
         lab.eval_queue(), f"lab_{kind}", kind, lab.robustness_job(kind), label=f"The {kind} test", share=True
@@ -193,7 +200,7 @@ if len(references) == len(NETS):
             + (" None of the nets is invariant: every one loses accuracy." if all(
                 curve.drop(n) > 0.01 for n in curve.accuracy) else "")
         )
-    images, labels = lab.test_images()
+    images, labels = test_set
     d1, d2, d3 = st.columns(3)
     index = d1.number_input("Test image", 0, len(images) - 1, 0, key="lab_img")
     dx = d2.slider("Drag right (px)", -8, 8, 0, key="lab_dx")
@@ -213,8 +220,10 @@ if len(references) == len(NETS):
 # ------------------------------------------------------------------------------------------ FCN canvas
 
 st.header("5. Slide it over a bigger picture")
-if "fashion_fcn" in references:
-    images, labels = lab.test_images()
+if missing_data is not None:
+    st.warning(missing_data, icon=":material/dataset:")
+elif "fashion_fcn" in references:
+    images, labels = test_set
     g1, g2, g3 = st.columns(3)
     count = g1.slider("Items", 1, 8, 4, key="lab_items")
     seed = g2.number_input("Layout", 0, 9999, 0, key="lab_seed", help="Another number, another random layout.")

@@ -95,3 +95,21 @@ def test_train_on_a_small_subset_then_a_cancel(at):
     assert [b.label for b in at.button if b.label == "Train"] == ["Train"]
     assert at.subheader[-1].value.startswith("Reference runs")
     assert not at.exception
+
+
+def test_without_fashion_mnist_the_page_says_so_instead_of_a_traceback(monkeypatch, tmp_path):
+    """A fresh machine that followed the README's "Run the app" without Debian's dataset-fashion-mnist: the shift
+    test and the bigger picture need the test garments; each says why it is missing, the rest of the page stays."""
+    from ui import training_lab as lab
+    from vizlib.training_lab.data import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))  # an empty folder
+    lab.test_images.clear()
+    try:
+        page = open_page(PAGE, timeout=240)
+        warnings = [w.value for w in page.warning]
+        assert len(warnings) == 2 and all(f"Fashion-MNIST is not in {tmp_path}" in w for w in warnings), warnings
+        assert not page.exception
+        assert page.dataframe and any(el.proto.id.endswith("-lab_curves") for el in page.get("plotly_chart"))
+    finally:
+        lab.test_images.clear()
