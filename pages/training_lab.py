@@ -65,11 +65,24 @@ with right:
 units = s.lab_oh * s.lab_ow * s.lab_maps
 ratio_local = comparison.dense.total / max(comparison.local.total, 1)
 ratio_conv = comparison.local.total / max(comparison.conv.total, 1)
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:,.1f}" if ratio < 10 else f"{ratio:,.0f}"
+
+
+if ratio_local >= 1.05:
+    local_vs_dense = f"need {_times(ratio_local)}× fewer parameters than wiring every unit to every input"
+elif ratio_local > 1 / 1.05:
+    local_vs_dense = "need about as many parameters as wiring every unit to every input"
+else:  # a window with more pixels than the whole input (a 99×99 kernel on a 28×28 image)
+    local_vs_dense = (f"need {_times(1 / ratio_local)}× more parameters than wiring every unit to every input, "
+                      "as each window has more pixels than the whole input")
 st.markdown(
     f"{s.lab_h}×{s.lab_w}×{s.lab_c} = {s.lab_h * s.lab_w * s.lab_c:,} inputs into {units:,} units. "
-    f"**Local windows** ({s.lab_k}×{s.lab_k}) need {ratio_local:,.0f}× fewer parameters than wiring every unit "
-    f"to every input; **sharing** each window's weights across the {s.lab_oh * s.lab_ow:,} positions divides "
-    f"by {ratio_conv:,.0f} again. The convolution's count does not depend on the image size at all."
+    f"**Local windows** ({s.lab_k}×{s.lab_k}) {local_vs_dense}; **sharing** each window's weights across the "
+    f"{s.lab_oh * s.lab_ow:,} positions divides by {_times(ratio_conv)} again. The convolution's count does not "
+    "depend on the image size at all."
 )
 chosen = next((e for e in params.EXAMPLES if e.key == s.get("lab_example")), None)
 if chosen is not None:
