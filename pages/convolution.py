@@ -264,12 +264,18 @@ def _matrix_tab() -> None:
     p = int(c4.slider("Padding", 0, 2, 0, key="conv_mat_p"))
     try:
         kernel = np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
+    except ValueError:  # Python's "could not convert string to float" means nothing to a student
+        kernel = np.empty(0)
+    if kernel.size == 0:
+        st.error("Type the kernel as numbers separated by commas, e.g. 1, 2, 3.")
+        return
+    try:
         K = ca.conv1d_matrix(n, kernel, s, p)
         m = K.shape[0]
         op = n - ca.output_size(m, kernel.size, s, p, transposed=True)
         KT = ca.conv_transpose1d_matrix(m, kernel, s, p, output_padding=op)
-    except ValueError as exc:
-        st.error(f"{exc} Type the kernel as numbers separated by commas, e.g. 1, 2, 3.")
+    except ValueError as exc:  # the sizes don't fit (a kernel longer than the padded input): the library's sentence
+        st.error(str(exc))
         return
     x = np.arange(1, n + 1, dtype=np.float64)
     y = K @ x

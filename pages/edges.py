@@ -204,7 +204,12 @@ def _still_fallback(image: np.ndarray, holder: live.LiveFilter, reason: str) -> 
         "For a camera snapshot, pick Camera as the image source in the sidebar."
     )
     st.button("Use a camera snapshot", on_click=_use_camera_snapshot, key="edges_snapshot")
-    st.image(live.render_frame(image, holder.settings), caption="Filtered as a video frame", width="stretch")
+    try:  # an image smaller than the stream's kernel (a 1x1 upload): the sentence, not a traceback
+        frame = live.render_frame(image, holder.settings)
+    except K.FilterError as exc:
+        st.warning(str(exc), icon=":material/error:")
+        return
+    st.image(frame, caption="Filtered as a video frame", width="stretch")
 
 
 def _live_section(image: np.ndarray, kernel: np.ndarray, options: dict[str, Any], usable: bool) -> None:

@@ -60,7 +60,11 @@ def _moving_patch(loaded: models.LoadedModel, image: np.ndarray) -> None:
                           format_func=lambda m: flc.MOUSE_MODES[m])
     with left:
         a, b = st.columns(2)
-        patch = a.slider("Patch size (px)", MIN_PATCH, largest, step=PATCH_STEP, key="lc_patch")
+        if largest > MIN_PATCH:
+            patch = a.slider("Patch size (px)", MIN_PATCH, largest, step=PATCH_STEP, key="lc_patch")
+        else:  # a small input (a model of your own at 16 px): one size fits, and a slider needs two
+            patch = MIN_PATCH
+            a.caption(f"Patch size: {patch} px, the only size that fits the network's {w}×{h} input.")
         fill = b.radio("Cover with", list(occlusion.FILLS), key="lc_fill", horizontal=True,
                        format_func=lambda f: occlusion.FILLS[f])
         for name, side in (("lc_x", w), ("lc_y", h)):  # centred at first; a bigger patch may leave less room
@@ -88,7 +92,10 @@ def _sensitivity_section(loaded: models.LoadedModel, image: np.ndarray, image_ke
     a, b, c, d = st.columns(4)
     with a:
         target = class_picker(loaded, ranking, f"lc_target::{loaded.name}::{image_key}")
-    patch = b.select_slider("Patch (px)", PATCHES, value=32, key="lc_map_patch")
+    # only the sizes that fit the network's input (a model of your own may see 32x32 pictures)
+    patches = [size for size in PATCHES if size <= min(loaded.input_size)] or [PATCHES[0]]
+    patch = b.select_slider("Patch (px)", patches, value=max([p for p in patches if p <= 32], default=patches[0]),
+                            key="lc_map_patch")
     stride = c.select_slider("Stride (px)", [s for s in STRIDES if s <= patch], value=min(16, patch),
                              key="lc_map_stride")
     fill = d.radio("Fill", list(occlusion.FILLS), key="lc_map_fill", format_func=lambda f: occlusion.FILLS[f])
@@ -160,7 +167,8 @@ def _equivariance_section(loaded: models.LoadedModel, image: np.ndarray, image_k
     st.markdown("Shift your image right and compare every layer's output with the unshifted one: once after "
                 "moving the map back by the shift in its own units (*equivariance*: the map moved with the image), "
                 "once as it is (*invariance*: the layer did not notice).")
-    shift = st.select_slider("Shift (px)", SHIFTS, value=32, key="lc_equi_shift")
+    shifts = [size for size in SHIFTS if size < min(loaded.input_size)] or [SHIFTS[0]]  # less than the input
+    shift = st.select_slider("Shift (px)", shifts, value=shifts[-1], key="lc_equi_shift")
     key = (loaded.name, loaded.pretrained, image_key, shift)
     rows = background(
         heavy_queue(), "equivariance", key,

@@ -65,11 +65,24 @@ with right:
 units = s.lab_oh * s.lab_ow * s.lab_maps
 ratio_local = comparison.dense.total / max(comparison.local.total, 1)
 ratio_conv = comparison.local.total / max(comparison.conv.total, 1)
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:,.1f}" if ratio < 10 else f"{ratio:,.0f}"
+
+
+if ratio_local >= 1.05:
+    local_vs_dense = f"need {_times(ratio_local)}× fewer parameters than wiring every unit to every input"
+elif ratio_local > 1 / 1.05:
+    local_vs_dense = "need about as many parameters as wiring every unit to every input"
+else:  # a window with more pixels than the whole input (a 99×99 kernel on a 28×28 image)
+    local_vs_dense = (f"need {_times(1 / ratio_local)}× more parameters than wiring every unit to every input, "
+                      "as each window has more pixels than the whole input")
 st.markdown(
     f"{s.lab_h}×{s.lab_w}×{s.lab_c} = {s.lab_h * s.lab_w * s.lab_c:,} inputs into {units:,} units. "
-    f"**Local windows** ({s.lab_k}×{s.lab_k}) need {ratio_local:,.0f}× fewer parameters than wiring every unit "
-    f"to every input; **sharing** each window's weights across the {s.lab_oh * s.lab_ow:,} positions divides "
-    f"by {ratio_conv:,.0f} again. The convolution's count does not depend on the image size at all."
+    f"**Local windows** ({s.lab_k}×{s.lab_k}) {local_vs_dense}; **sharing** each window's weights across the "
+    f"{s.lab_oh * s.lab_ow:,} positions divides by {_times(ratio_conv)} again. The convolution's count does not "
+    "depend on the image size at all."
 )
 chosen = next((e for e in params.EXAMPLES if e.key == s.get("lab_example")), None)
 if chosen is not None:
@@ -172,8 +185,15 @@ if with_filters is not None and with_filters.filters:
 
 # ------------------------------------------------------------------------------------------ shift test
 
+try:  # sections 4 and 5 show test garments: without Debian's dataset-fashion-mnist, the sentence saying so
+    test_set, missing_data = lab.test_images(), None
+except FashionDataError as exc:
+    test_set, missing_data = None, str(exc)
+
 st.header("4. Move the garment")
-if len(references) == len(NETS):
+if missing_data is not None:
+    st.warning(missing_data, icon=":material/dataset:")
+elif len(references) == len(NETS):
     kind = st.radio("Change", ["shift", "rotation"], horizontal=True, key="lab_kind")
     curve = lab.measured().get(kind) or background(
         lab.eval_queue(), f"lab_{kind}", kind, lab.robustness_job(kind), label=f"The {kind} test", share=True
@@ -193,7 +213,7 @@ if len(references) == len(NETS):
             + (" None of the nets is invariant: every one loses accuracy." if all(
                 curve.drop(n) > 0.01 for n in curve.accuracy) else "")
         )
-    images, labels = lab.test_images()
+    images, labels = test_set
     d1, d2, d3 = st.columns(3)
     index = d1.number_input("Test image", 0, len(images) - 1, 0, key="lab_img")
     dx = d2.slider("Drag right (px)", -8, 8, 0, key="lab_dx")
@@ -213,8 +233,10 @@ if len(references) == len(NETS):
 # ------------------------------------------------------------------------------------------ FCN canvas
 
 st.header("5. Slide it over a bigger picture")
-if "fashion_fcn" in references:
-    images, labels = lab.test_images()
+if missing_data is not None:
+    st.warning(missing_data, icon=":material/dataset:")
+elif "fashion_fcn" in references:
+    images, labels = test_set
     g1, g2, g3 = st.columns(3)
     count = g1.slider("Items", 1, 8, 4, key="lab_items")
     seed = g2.number_input("Layout", 0, 9999, 0, key="lab_seed", help="Another number, another random layout.")

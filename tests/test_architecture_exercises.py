@@ -91,6 +91,14 @@ def test_check_answer_right_and_wrong_with_explanation() -> None:
     assert not E.check_answer(params, str(params.answer[0] + 1)).correct
 
 
+def test_a_number_longer_than_a_float_is_just_a_wrong_answer() -> None:
+    """A student who pastes 400 nines gets "Not quite", not an OverflowError traceback."""
+    quiz = E.make_exercises(0)[0]
+    for text in ("9" * 400, "9" * 400 + "M", "9" * 400 + ".5", "6 x " + "9" * 400):
+        verdict = E.check_answer(quiz, text)
+        assert not verdict.correct and verdict.message.startswith("Not quite: the answer is 6 × 6 × 1."), text
+
+
 def test_sheet_and_answer_key() -> None:
     questions = E.make_exercises(11, 8)
     sheet, key = E.exercise_sheet(questions, 11), E.answer_key(questions, 11)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from vizlib.figures import training_lab as LF
@@ -60,3 +62,15 @@ def test_params_robustness_drag_and_class_map_figures():
     cmap = ClassMap(probs, np.array([1.5, 5.5]), np.array([1.5, 5.5, 9.5]), 4)
     fig = LF.class_map_figure(np.zeros((8, 12), np.uint8), cmap, [str(i) for i in range(10)])
     assert (np.asarray(fig.data[1].z) == 7).all()
+
+
+def test_params_figure_carries_the_calculator_s_extremes():
+    """100,000 x 100,000 x 1,024 inputs into 100,000 x 100,000 x 4,096 units: counts past 2**64 still serialize."""
+    from vizlib.training_lab.params import compare
+
+    comparison = compare((100_000, 100_000, 1024), (100_000, 100_000, 4096), 99)
+    assert comparison.dense.weights > 2**64
+    fig = LF.params_figure(comparison)
+    sent = json.loads(fig.to_json())  # the app's engine (orjson) refused ints past 64 bits
+    assert sent["data"][0]["x"][0] == pytest.approx(comparison.dense.weights, rel=1e-12)
+    assert sent["data"][0]["text"][0] == f"{comparison.dense.total:,}"  # the exact count, as text

@@ -106,6 +106,24 @@ def test_each_file_decodes_or_is_refused_clearly(name):
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3 and out.size > 0
 
 
+def test_refusals_name_the_format_and_keep_the_decoder_s_words_out():
+    """A student reads these: what is wrong with the file, not Pillow's internals."""
+    messages = {}
+    for name, data in CORPUS.items():
+        try:
+            load_image(data)
+        except ImageError as exc:
+            messages[name] = str(exc)
+    assert messages["photo.avif"].startswith("AVIF files are not supported")
+    assert messages["photo.heic"].startswith("HEIC/HEIF files are not supported")
+    assert messages["garbage_idat.png"] == (
+        "The PNG file can't be decoded: it is damaged (corrupt). Upload the complete file again."
+    )
+    for name, message in messages.items():
+        for jargon in ("broken data stream", "decoder", "error -", "cannot identify", "image file is"):
+            assert jargon not in message, (name, message)
+
+
 def test_refusals_are_the_ones_expected():
     refused = set()
     for name, data in CORPUS.items():

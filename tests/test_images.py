@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
@@ -282,3 +283,43 @@ def test_licences_md_has_one_row_per_gallery_file_and_every_licence_is_pd_or_cc0
     for g in entries:
         key, licence, author = rows[g.filename][:3]
         assert (key, licence) == (g.key, g.license) and author.startswith(g.author), g.filename
+
+
+def test_a_jpeg_over_the_pixel_limit_is_taken_when_it_decodes_at_a_reduced_scale(monkeypatch):
+    """A 48-megapixel phone photo (8000 x 6000) decodes at 1/4 scale for the app; the limit counts decoded pixels.
+
+    Here at a smaller scale: the limit set to 1 megapixel and a 1600 x 1200 photo.
+    """
+    monkeypatch.setattr(images, "MAX_PIXELS", 1_000_000)
+    photo = _phone_photo(1200, 1600)
+    jpeg = encode(Image.fromarray(photo), "JPEG", quality=92)
+    out = load_image(jpeg, 256)
+    assert out.shape == (192, 256, 3)
+    assert np.abs(out.astype(int) - images.fit_image(photo, 256).astype(int)).mean() < 3
+    with pytest.raises(ImageError, match="too large"):  # decoded whole, it is over the limit
+        load_image(jpeg)
+    with pytest.raises(ImageError, match="too large"):  # a PNG is always decoded whole
+        load_image(encode(Image.fromarray(photo), "PNG"), 256)
+    with pytest.raises(ImageError, match="too large"):  # under twice max_side: not reduced, decoded whole
+        load_image(encode(Image.fromarray(photo), "JPEG"), 1024)
+
+
+def test_a_phone_mpo_jpeg_is_decoded_at_a_reduced_scale_with_its_orientation(monkeypatch):
+    """Phones save JPEGs with more pictures after the photo (MPO: depth, HDR gain map): the same fast path."""
+    from PIL import JpegImagePlugin
+
+    photo = _phone_photo(1200, 1600)
+    photo[:100, :100] = 255  # a white top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = encode(Image.fromarray(photo), "MPO", save_all=True, append_images=[Image.fromarray(photo[::4, ::4])],
+                  exif=exif)
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    asked = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda self, mode, size: asked.append(size) or draft(self, mode, size))
+    out = load_image(data, 256)
+    assert asked == [(256, 192)]
+    assert out.shape == (256, 192, 3)
+    assert out[:8, -8:].min() > 230  # the corner is now top-right

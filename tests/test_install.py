@@ -28,6 +28,24 @@ def test_pyproject_dependencies_match_requirements_txt():
     assert "streamlit" not in _requirement_names(project["dependencies"])  # a notebook needs no web stack
 
 
+def test_the_streamlit_floor_has_what_the_app_calls():
+    """``pip install ".[app]"`` into an environment that already has an older Streamlit keeps it: the floor must be
+    a release the app runs on. ``st.file_uploader(max_upload_size=...)`` (the sidebar) arrived in 1.53."""
+    import inspect
+
+    import streamlit as st
+    from packaging.requirements import Requirement
+
+    listed = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("streamlit")]
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["app"]
+    for line in [*listed, *extra]:
+        requirement = Requirement(line)
+        if requirement.name == "streamlit":
+            assert not requirement.specifier.contains("1.52.0"), line  # 1.52 has no max_upload_size
+            assert requirement.specifier.contains(st.__version__), line
+    assert "max_upload_size" in inspect.signature(st.file_uploader).parameters
+
+
 @pytest.mark.slow
 def test_installed_package_works_from_another_folder(tmp_path):
     src, site, elsewhere = tmp_path / "src", tmp_path / "site", tmp_path / "elsewhere"

@@ -178,7 +178,16 @@ def test_matrix_tab_shows_k_and_k_transpose() -> None:
     np.testing.assert_array_equal(_heatmap_text(k_fig, 2).astype(float).ravel(), K @ x)
     np.testing.assert_array_equal(_heatmap_text(kt_fig, 0).astype(float), K.T)
     at.text_input(key="conv_mat_kernel").set_value("1, two").run()
-    assert not at.exception and "numbers separated by commas" in at.error[0].value
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Type the kernel as numbers separated by commas, e.g. 1, 2, 3."]
+    at.text_input(key="conv_mat_kernel").set_value(" , ").run()
+    assert [e.value for e in at.error] == ["Type the kernel as numbers separated by commas, e.g. 1, 2, 3."]
+    # a kernel longer than the input: the sizes are explained, the kernel as typed is not blamed
+    at.text_input(key="conv_mat_kernel").set_value("1, 2, 3").run()
+    at.slider(key="conv_mat_n").set_value(2).run()
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("The kernel spans 3 cells") and "separated by commas" not in error
 
 
 def test_checkerboard_tab_overlap_maps_and_image() -> None:

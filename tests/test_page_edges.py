@@ -166,3 +166,22 @@ def test_without_a_browser_the_chosen_image_is_filtered_instead_and_says_why():
     at.button(key="edges_snapshot").click().run()
     assert not at.exception
     assert at.sidebar.radio(key="image_source").value == "Camera"
+
+
+def test_an_image_smaller_than_the_kernel_gets_a_sentence_not_a_traceback():
+    """A 1x1 upload is a valid image, smaller than the 3x3 kernel: the page (and its still frame) explains it."""
+    from PIL import Image
+
+    from tests.conftest import APP, encode
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.sidebar.radio(key="image_source").set_value("Upload").run()
+    at.sidebar.get("file_uploader")[0].set_value(("dot.png", encode(Image.new("RGB", (1, 1), (9, 9, 9)), "PNG"),
+                                                  "image/png"))
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert at.session_state["image"].shape == (1, 1, 3)
+    assert at.error and "smaller than the 3x3 kernel" in at.error[0].value
+    assert any("smaller than the 3x3 kernel" in w.value for w in at.warning)  # where the filtered frame would be

@@ -147,3 +147,32 @@ def test_a_resnets_last_block_opens_in_feature_maps_on_a_layer_it_lists():
     assert at.selectbox(key=f"fm_stage::{own.name}").value == "layer4"
     assert at.selectbox(key=f"fm_layer::{own.name}::layer4").value == "layer4.1.bn2"
     assert at.selectbox(key="fm_channel::layer4.1.bn2").value == top[0].channel
+
+
+def test_a_model_of_your_own_at_16_pixels_gets_only_the_sizes_that_fit():
+    """A model that sees 16x16 pictures (the smallest a model of your own may): one patch size and no slider
+    (a slider needs two), occlusion patches and shifts no larger than the input, each default one that works."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    from tests.test_page_user_model import _load
+    from tests.test_user_models import as_safetensors, seeded_resnet
+
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.sidebar.toggle(key="own_open").set_value(True).run()
+    at.sidebar.number_input(key="own_size").set_value(16)
+    _load(at, "small.safetensors", as_safetensors(seeded_resnet().state_dict()), count=3)
+    assert at.session_state["own_model"].input_size == (16, 16)
+    at.switch_page("pages/look_closer.py").run()
+    assert not at.exception, at.exception
+    assert "lc_patch" not in [s.key for s in at.main.slider]
+    assert any("Patch size: 8 px" in c.value for c in at.main.caption)
+    assert at.select_slider(key="lc_map_patch").options == ["16"]
+    assert at.select_slider(key="lc_equi_shift").options == ["8"]
+    for label in ("Compute the occlusion map", "Measure every layer"):
+        (button,) = [b for b in at.main.button if b.label == label]
+        button.click().run()
+    _wait(heavy_queue())
+    at.run()
+    assert not at.exception and not at.main.error, [e.value for e in at.main.error]

@@ -95,3 +95,37 @@ def test_train_on_a_small_subset_then_a_cancel(at):
     assert [b.label for b in at.button if b.label == "Train"] == ["Train"]
     assert at.subheader[-1].value.startswith("Reference runs")
     assert not at.exception
+
+
+def test_without_fashion_mnist_the_page_says_so_instead_of_a_traceback(monkeypatch, tmp_path):
+    """A fresh machine that followed the README's "Run the app" without Debian's dataset-fashion-mnist: the shift
+    test and the bigger picture need the test garments; each says why it is missing, the rest of the page stays."""
+    from ui import training_lab as lab
+    from vizlib.training_lab.data import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))  # an empty folder
+    lab.test_images.clear()
+    try:
+        page = open_page(PAGE, timeout=240)
+        warnings = [w.value for w in page.warning]
+        assert len(warnings) == 2 and all(f"Fashion-MNIST is not in {tmp_path}" in w for w in warnings), warnings
+        assert not page.exception
+        assert page.dataframe and any(el.proto.id.endswith("-lab_curves") for el in page.get("plotly_chart"))
+    finally:
+        lab.test_images.clear()
+
+
+def test_a_window_larger_than_the_input_is_said_to_need_more_parameters_not_0x_fewer():
+    page = open_page(PAGE, timeout=240)
+    for key, value in {"lab_h": 1, "lab_w": 1, "lab_c": 1, "lab_oh": 1, "lab_ow": 1, "lab_maps": 1, "lab_k": 99}.items():
+        page.number_input(key=key).set_value(value)
+    page.run()
+    assert not page.exception
+    (text,) = [m.value for m in page.markdown if "**Local windows** (99×99)" in m.value]
+    assert "4,901× more parameters than wiring every unit to every input" in text and "0×" not in text
+    for key, value in {"lab_h": 100_000, "lab_w": 100_000, "lab_c": 1024, "lab_oh": 100_000, "lab_ow": 100_000,
+                       "lab_maps": 4096}.items():  # the largest values: counts past 2**64, still drawn
+        page.number_input(key=key).set_value(value)
+    page.run()
+    assert not page.exception, page.exception
+    assert page.metric[0].value == "419,430,400,000,040,960,000,000,000"

@@ -32,7 +32,8 @@ __all__ = [
 #: Largest accepted file, in bytes (also the server's upload limit, see .streamlit/config.toml).
 MAX_BYTES = 25 * 1024 * 1024
 #: Largest accepted image, in pixels (width x height). Checked from the header, before decoding,
-#: so a decompression bomb is refused without allocating its pixels.
+#: so a decompression bomb is refused without allocating its pixels. A JPEG that :func:`load_image` decodes at a
+#: reduced scale (``max_side``) counts at that scale: a 48-megapixel phone photo is accepted for the app.
 MAX_PIXELS = 40_000_000
 #: Pillow decoders that may run on user input. Anything else is refused as unsupported.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
@@ -56,10 +57,10 @@ def _unsupported_name(data: bytes) -> str | None:
         if data.startswith(magic):
             return name
     head = data[:64]
+    if head[4:12] in (b"ftypavif", b"ftypavis"):  # before HEIC: an AVIF lists "mif1" among its brands too
+        return "AVIF"
     if head[4:8] == b"ftyp" and any(b in head[8:32] for b in (b"heic", b"heix", b"mif1", b"hevc")):
         return "HEIC/HEIF"
-    if head[4:12] == b"ftypavif":
-        return "AVIF"
     stripped = data[:512].lstrip().lower()
     if stripped.startswith(b"<svg") or (stripped.startswith(b"<?xml") and b"<svg" in stripped):
         return "SVG"
@@ -114,7 +115,7 @@ def load_image(data: bytes, max_side: int | None = None) -> np.ndarray:
 
     Raises:
         ImageError: The file is empty, too large, not an image, of an unsupported format,
-            truncated or corrupt, or has more than :data:`MAX_PIXELS` pixels.
+            truncated or corrupt, or has more than :data:`MAX_PIXELS` pixels to decode.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ImageError(f"Expected the file's bytes, got {type(data).__name__}.")
@@ -143,30 +144,39 @@ def load_image(data: bytes, max_side: int | None = None) -> np.ndarray:
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_too_many_pixels_message()) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"The image file is corrupt and can't be opened ({exc}). Try another file.") from None
+    except (OSError, SyntaxError, ValueError):  # the decoder's own words ("could not create decoder object") mean
+        # nothing to a student
+        raise ImageError("The file is damaged (corrupt) and can't be opened as an image. Try another file.") from None
 
     with img:
         width, height = img.size
         if width <= 0 or height <= 0:
             raise ImageError("The image has no pixels (its width or height is 0). Try another file.")
-        if width * height > MAX_PIXELS:
+        # JPEG, and MPO (a phone's JPEG with more pictures after the photo: depth, HDR gain map) can be decoded
+        # at a reduced scale; the pixel limit then applies to the pixels decoded (a 48-megapixel phone photo
+        # decodes at 1/4 scale), else to the header's size, before anything is decoded
+        reduce = max_side is not None and img.format in ("JPEG", "MPO") and max(width, height) >= 2 * max_side
+        if not reduce and width * height > MAX_PIXELS:
             raise ImageError(_too_many_pixels_message(width, height))
         try:
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
-            if max_side is not None and img.format == "JPEG" and max(width, height) >= 2 * max_side:
+            if reduce:
                 scale = max_side / max(width, height)
                 img.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+                if img.size[0] * img.size[1] > MAX_PIXELS:
+                    raise ImageError(_too_many_pixels_message(width, height))
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img.load()
                 oriented = ImageOps.exif_transpose(img)
                 result = _to_uint8_rgb(oriented)
+        except ImageError:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(_too_many_pixels_message(width, height)) from None
         except (OSError, SyntaxError, ValueError, IndexError, EOFError) as exc:
-            reason = "it is cut off (truncated)" if "truncat" in str(exc).lower() else f"it is corrupt: {exc}"
+            reason = "it is cut off (truncated)" if "truncat" in str(exc).lower() else "it is damaged (corrupt)"
             raise ImageError(
                 f"The {img.format or 'image'} file can't be decoded: {reason}. Upload the complete file again."
             ) from None

@@ -64,6 +64,8 @@ class Verdict:
 # --------------------------------------------------------------------------------------------- parsing
 
 _SUFFIX = {"k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
+#: What :func:`parse_numbers` gives for a number past a float's range: an int larger than any answer.
+_TOO_LARGE = 10**400
 _NUMBER = re.compile(r"(\d+(?:[.,]\d+)*)\s*([kmgb](?![a-z]))?", re.IGNORECASE)
 
 
@@ -84,6 +86,9 @@ def parse_numbers(text: str) -> tuple[int, ...] | None:
             except ValueError:
                 return None
         value *= scale
+        if value == float("inf"):  # more digits than a float holds (a pasted run of 9s): larger than any answer
+            found.append(_TOO_LARGE)
+            continue
         if abs(value - round(value)) > 1e-6:
             return None
         found.append(round(value))

@@ -162,7 +162,8 @@ def params_figure(comparison: Comparison, height: int = 260) -> go.Figure:
     kinds = [("Dense", comparison.dense), ("Locally connected", comparison.local), ("Convolution", comparison.conv)]
     names = [k for k, _ in kinds]
     fig = go.Figure([
-        go.Bar(y=names, x=[max(c.weights, 1) for _, c in kinds], orientation="h", name="weights",
+        # floats: the calculator's extremes (100,000² inputs into 100,000² units) pass 2**64, which JSON can't carry
+        go.Bar(y=names, x=[float(max(c.weights, 1)) for _, c in kinds], orientation="h", name="weights",
                marker_color="#0072B2", text=[f"{c.total:,}" for _, c in kinds], textposition="outside",
                cliponaxis=False, hovertemplate="%{y}: %{x:,} weights<extra></extra>"),
     ])
