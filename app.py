@@ -9,7 +9,7 @@ run still treats ``pages/`` as a legacy multipage folder and would paint every f
 import streamlit as st
 
 from ui.server import slow_config_polling
-from ui.shared import HOME, available_lessons, draw_navigation, draw_sidebar
+from ui.shared import app_pages, draw_navigation, draw_sidebar
 from vizlib.serving import configure_process
 
 configure_process()  # once per process: torch threads per call, malloc arenas (see vizlib/serving/process.py)
@@ -17,8 +17,7 @@ slow_config_polling()  # Streamlit's config files looked at every 5 s, not 5 tim
 
 st.set_page_config(page_title="CNN Lens", page_icon=":material/visibility:", layout="wide")
 
-home = st.Page(HOME.path, title=HOME.title, icon=HOME.icon, url_path=HOME.url_path, default=True)
-pages = [home] + [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path) for p in available_lessons()]
+pages = app_pages()  # made once per session
 page = st.navigation(pages, position="hidden")
 draw_navigation(pages)
 draw_sidebar()

@@ -61,3 +61,43 @@ def test_streamlit_page_menu_is_hidden_and_the_app_draws_its_own():
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showSidebarNavigation"] is False
+
+
+def test_a_shared_model_is_looked_up_once_and_let_go_when_unused(tiny_loaded, monkeypatch):
+    """Reruns get the loaded model from a dictionary; the loader runs again only once nothing holds the model."""
+    import gc
+
+    from ui import shared
+
+    loads: list[tuple[str, bool]] = []
+
+    def load(name: str, pretrained: bool) -> models.LoadedModel:
+        loads.append((name, pretrained))
+        return dataclasses.replace(tiny_loaded, cache={})
+
+    monkeypatch.setattr(shared, "_load_shared_model", load)
+    shared._SHARED.clear()
+    first = shared.shared_model("tiny", True)
+    assert shared.shared_model("tiny", True) is first
+    assert shared.shared_model("tiny", False) is not first
+    assert loads == [("tiny", True), ("tiny", False)]
+    del first
+    gc.collect()
+    shared.shared_model("tiny", True)
+    assert loads == [("tiny", True), ("tiny", False), ("tiny", True)]
+    shared._SHARED.clear()
+
+
+def test_a_session_makes_its_pages_once():
+    """app.py asks for the pages on every rerun; st.Page objects are made on the session's first run only."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    pages = at.session_state["app_pages"]
+    assert [p.title for p in pages][:2] == ["Welcome", "Why convolutions"]
+    at.sidebar.selectbox(key="gallery_key").set_value("coffee").run()
+    assert not at.exception, at.exception
+    assert at.session_state["app_pages"] is pages
+    assert all(a is b for a, b in zip(at.session_state["app_pages"], pages, strict=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,27 @@ _ROOT = Path(__file__).resolve().parent.parent
 def available_lessons() -> list[PageInfo]:
     """The lessons whose page file is present, in classroom order."""
     return [lesson for lesson in LESSONS if (_ROOT / lesson.path).is_file()]
+
+
+#: Where a session keeps its ``st.Page`` objects (see :func:`app_pages`).
+_PAGES_KEY = "app_pages"
+
+
+def app_pages() -> list[Any]:
+    """The app's ``st.Page`` objects (home first, then the lessons), made once per session.
+
+    ``st.Page`` resolves and checks its file and hashes its path when it is made: thirteen of them on every rerun
+    were about 1.6 ms of a session's script thread per rerun. A session's reruns run one at a time, so it keeps its
+    own: they are not shared between sessions, because ``st.navigation`` marks the page it picks as runnable on the
+    object itself.
+    """
+    pages = st.session_state.get(_PAGES_KEY)
+    if pages is None:
+        home = st.Page(HOME.path, title=HOME.title, icon=HOME.icon, url_path=HOME.url_path, default=True)
+        pages = [home] + [st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path)
+                          for p in available_lessons()]
+        st.session_state[_PAGES_KEY] = pages
+    return pages
 
 
 def _image_key(image: Any) -> str:
@@ -164,8 +186,7 @@ def freeze_startup_objects() -> bool:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def shared_model(name: str, pretrained: bool) -> models.LoadedModel:
-    """Any registry model, loaded once per process (warmed up) and shared read-only by every session."""
+def _load_shared_model(name: str, pretrained: bool) -> models.LoadedModel:
     loaded = models.load_model(name, pretrained=pretrained)
     h, w = loaded.input_size
     warm = np.zeros((max(h, 28), max(w, 28), 3), np.uint8)
@@ -173,6 +194,35 @@ def shared_model(name: str, pretrained: bool) -> models.LoadedModel:
     models.classify(loaded, warm)  # warm-up: the first pass pays one-time setup
     freeze_startup_objects()
     return loaded
+
+
+#: The shared models already loaded, for as long as something uses them: every rerun of every session asks for its
+#: model, and ``st.cache_resource``'s lookup (hashing the arguments, its spinner and replay machinery) cost more
+#: than a dictionary's. A model the cache let go stays here only while a session still holds it.
+_SHARED: weakref.WeakValueDictionary[tuple[str, bool], models.LoadedModel] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(name: str, pretrained: bool) -> models.LoadedModel:
+    """Any registry model, loaded once per process (warmed up) and shared read-only by every session.
+
+    ``shared_model.clear()`` forgets every loaded model (tests).
+    """
+    loaded = _SHARED.get((name, pretrained))
+    if loaded is None:
+        loaded = _load_shared_model(name, pretrained)  # one load per process, other sessions wait for it
+        with _SHARED_LOCK:
+            _SHARED[(name, pretrained)] = loaded
+    return loaded
+
+
+def _clear_shared_models() -> None:
+    with _SHARED_LOCK:
+        _SHARED.clear()
+    _load_shared_model.clear()
+
+
+shared_model.clear = _clear_shared_models  # type: ignore[attr-defined]
 
 
 def current_model_name() -> str:
