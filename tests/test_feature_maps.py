@@ -364,6 +364,28 @@ def test_montage_png_falls_back_to_rgb_when_the_colours_overflow_a_palette(monke
     np.testing.assert_array_equal(_png_pixels(raw), pic.image)
 
 
+def test_palette_form_is_made_only_when_asked_for(rng, tiny_loaded, monkeypatch):
+    """The network overview pastes each row montage's RGB image: it never builds the palette form, which
+    ``png()`` (and ``indexed``) still make, once a montage, with the same pixels."""
+    import importlib
+
+    montage_module = importlib.import_module("vizlib.feature_maps.montage")
+    made = []
+    real = montage_module._indexed
+    monkeypatch.setattr(montage_module, "_indexed", lambda *a: made.append(1) or real(*a))
+    acts = fm.compute_activations(tiny_loaded, rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    rows = fm.network_overview(acts, k=2)
+    assert fm.overview_picture(rows).image.size and made == []
+    pic = fm.montage(rng.standard_normal((7, 5, 6)).astype(np.float32), columns=3)
+    assert made == []
+    raw = pic.png()
+    assert made == [1] and raw[25] == 3  # a palette PNG
+    np.testing.assert_array_equal(_png_pixels(raw), pic.image)
+    indices, palette = pic.indexed
+    assert pic.png() == raw and made == [1]  # made once, kept
+    np.testing.assert_array_equal(palette[indices], pic.image)
+
+
 def test_indexed_png_checks_its_input(rng):
     from vizlib.encoding import encode_indexed_png
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -215,17 +215,15 @@ def tile_rgb(tiles: np.ndarray, layout: MontageLayout, fill: np.ndarray = SEPARA
     return np.ascontiguousarray(image[: layout.height, : layout.width])
 
 
-def _colour_tiles(
-    levels: np.ndarray, layout: MontageLayout, lut: np.ndarray
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+def _colour_tiles(levels: np.ndarray, layout: MontageLayout, lut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tile ``(n, h, w)`` uint8 levels (each repeated ``upscale`` times), colour them, paint the separators.
 
     The levels are tiled first (one byte a pixel), then coloured by one table lookup in OpenCV, which is
     several times faster than numpy's fancy indexing of an RGB table.
 
     Returns:
-        The RGB image, and the same picture as (palette indices, palette) (see :func:`_palette`; ``None`` when
-        the colours don't fit a palette).
+        The RGB image, and the tiled levels (read-only, the grid uncropped: ``rows * (tile_height + gap)`` by
+        ``columns * (tile_width + gap)``) from which :func:`_indexed` makes the palette form when it is asked for.
     """
     n, h, w = levels.shape
     u, gap, rows, cols = layout.upscale, layout.gap, layout.rows, layout.columns
@@ -239,23 +237,31 @@ def _colour_tiles(
         cells[full, :, :, :rest] = levels[full * cols :].reshape(rest, h, 1, w, 1).transpose(1, 2, 0, 3, 4)
     flat = canvas.reshape(rows * (th + gap), cols * (tw + gap))
     rgb = cv2.applyColorMap(flat, np.ascontiguousarray(lut.reshape(256, 1, 3)))
-    grid = rgb.reshape(rows, th + gap, cols, tw + gap, 3)
-    grid[:, th:] = SEPARATOR
-    grid[:, :, :, tw:] = SEPARATOR
+    _paint_separators(rgb, layout, SEPARATOR, rest)
+    flat.flags.writeable = False
+    return np.ascontiguousarray(rgb[: layout.height, : layout.width]), flat
+
+
+def _paint_separators(grid: np.ndarray, layout: MontageLayout, value: object, rest: int) -> None:
+    """Paint ``value`` on the gaps and the empty cells of an uncropped tiled ``grid`` (RGB or one channel)."""
+    rows, cols, th, tw, gap = layout.rows, layout.columns, layout.tile_height, layout.tile_width, layout.gap
+    box = grid.reshape(rows, th + gap, cols, tw + gap, *grid.shape[2:])
+    box[:, th:] = value
+    box[:, :, :, tw:] = value
     if rest:
-        grid[rows - 1, :, rest:] = SEPARATOR
-    image = np.ascontiguousarray(rgb[: layout.height, : layout.width])
+        box[rows - 1, :, rest:] = value
+
+
+def _indexed(flat: np.ndarray, layout: MontageLayout, lut: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The montage as (palette indices, palette) from its tiled levels (see :func:`_colour_tiles`), the same
+    pixels as its RGB image; ``None`` when the colours don't fit a palette (see :func:`_palette`)."""
     table = _palette(lut.tobytes())
     if table is None:
-        return image, None
+        return None
     palette, index_of_level, separator = table
     indices = cv2.LUT(flat, index_of_level)
-    box = indices.reshape(rows, th + gap, cols, tw + gap)
-    box[:, th:] = separator
-    box[:, :, :, tw:] = separator
-    if rest:
-        box[rows - 1, :, rest:] = separator
-    return image, (np.ascontiguousarray(indices[: layout.height, : layout.width]), palette)
+    _paint_separators(indices, layout, separator, layout.count % layout.columns)
+    return np.ascontiguousarray(indices[: layout.height, : layout.width]), palette
 
 
 @functools.lru_cache(maxsize=8)
@@ -289,8 +295,9 @@ class Montage:
         hi: Value drawn at colour level 255, per tile.
         scale: ``"shared"`` or ``"channel"``.
         colormap: The colormap's name.
-        indexed: The same picture as (``(H, W)`` uint8 indices, ``(K, 3)`` palette): the colormap's distinct
-            colours and the separators' white; ``None`` when they are more than 256.
+        indexed: (a property, made on first use) The same picture as (``(H, W)`` uint8 indices, ``(K, 3)``
+            palette): the colormap's distinct colours and the separators' white; ``None`` when they are more
+            than 256, or when the montage was made without its tiled levels.
     """
 
     image: np.ndarray
@@ -300,13 +307,24 @@ class Montage:
     hi: np.ndarray
     scale: str
     colormap: str
-    indexed: tuple[np.ndarray, np.ndarray] | None = None
+    #: The tiled colour levels and the colour table, kept to make :attr:`indexed` only when it is asked for
+    #: (the network overview never asks: it pastes :attr:`image`).
+    _levels: np.ndarray | None = field(default=None, repr=False)
+    _lut: np.ndarray | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def indexed(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The same picture as (``(H, W)`` uint8 indices, ``(K, 3)`` palette), or ``None`` (see the class)."""
+        if self._levels is None or self._lut is None:
+            return None
+        return _indexed(self._levels, self.layout, self._lut)
 
     def png(self) -> bytes:
         """The montage as PNG bytes, the same pixels as :attr:`image`: a palette PNG where the picture has at most
         256 colours (a third of the bytes, about three times faster), an RGB PNG otherwise."""
-        if self.indexed is not None:
-            return encode_indexed_png(*self.indexed)
+        indexed = self.indexed
+        if indexed is not None:
+            return encode_indexed_png(*indexed)
         return encode_png(self.image, filters=False)
 
 
@@ -380,8 +398,8 @@ def montage(
     layout = montage_layout(
         len(idx), maps.shape[1], maps.shape[2], columns=columns, upscale=upscale, gap=gap, max_width=max_width
     )
-    image, indexed = _colour_tiles(levels, layout, lut)
-    return Montage(image, layout, tuple(int(i) for i in idx), lo, hi, scale, colormap, indexed)
+    image, tiled = _colour_tiles(levels, layout, lut)
+    return Montage(image, layout, tuple(int(i) for i in idx), lo, hi, scale, colormap, tiled, lut)
 
 
 # ------------------------------------------------------------------------------------------- ranking
