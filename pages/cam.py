@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from ui.jobs import background
-from ui.layer_cache import cam_maps, figure
+from ui.layer_cache import cam_maps, class_labels, figure
 from ui.layer_cache import ranking as shared_ranking
 from ui.queues import heavy_queue, score_queue
 from ui.shared import (
@@ -66,7 +66,7 @@ def _class_labels(loaded: models.LoadedModel, image_key: str, ranking: models.Pr
         probs = dict(zip(ranking.indices, (p for _, p in ranking.top), strict=True))
         return tuple(f"{_class_label(loaded, i)} — {probs[i]:.2%}" for i in range(len(loaded.categories)))
 
-    return figure(("class_labels", loaded.name, loaded.pretrained, image_key), build)
+    return class_labels(loaded, image_key, build)
 
 
 def _pick_target(loaded: models.LoadedModel, ranking: models.Prediction, image_key: str) -> int:

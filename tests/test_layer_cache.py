@@ -61,3 +61,23 @@ def test_figures_are_frozen_so_each_rerun_reuses_their_dict(monkeypatch):
     png = layer_cache.figure(("test_png", 1), lambda: b"\x89PNG")
     assert png == b"\x89PNG"  # anything else is kept as it is
     layer_cache.clear()
+
+
+def test_class_labels_have_a_cache_of_their_own(tiny_loaded):
+    """The CAM page's class labels are kept per (model, image) apart from the figures, and bounded."""
+    layer_cache.clear()
+    built = []
+
+    def build(tag: str):
+        return lambda: built.append(tag) or (f"label {tag}",)
+
+    labels = layer_cache.class_labels(tiny_loaded, "img-a", build("a"))
+    assert labels == ("label a",) and built == ["a"]
+    assert layer_cache.class_labels(tiny_loaded, "img-a", build("again")) is labels and built == ["a"]
+    assert layer_cache.class_labels(tiny_loaded, "img-b", build("b")) == ("label b",)  # another image: its own
+    assert len(layer_cache._FIGURES) == 0 and len(layer_cache._CLASS_LABELS) == 2  # not in the figures' LRU
+    for i in range(layer_cache.CLASS_LABELS + 5):
+        layer_cache.class_labels(tiny_loaded, f"img-{i}", build(str(i)))
+    assert len(layer_cache._CLASS_LABELS) == layer_cache.CLASS_LABELS
+    layer_cache.clear()
+    assert len(layer_cache._CLASS_LABELS) == 0

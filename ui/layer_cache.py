@@ -7,6 +7,7 @@
 * A model's receptive fields, from its architecture alone: shared by the feature-map and receptive-field pages.
 * The class activation maps of a (model, image, class, layer, methods): one forward and backward pass, shared by
   the CAM page's figure, its "why A and not B" and every session on the same picture, without a copy per rerun.
+* Every class's label with its probability, per (model, image): the CAM page's class pickers list them all.
 * Figures by what they show (:func:`figure`): built once, then reused by every rerun and every session that
   shows the same thing (a page's rerun after a job finishes, a classmate on the same sample photo).
 
@@ -166,6 +167,20 @@ def fields_of(loaded: models.LoadedModel, every_layer: bool = False) -> Mapping[
     return architecture_fields(spec.name, every_layer, size)
 
 
+#: Class-label lists kept (one per model and image; ImageNet's 1,000 labels take about 90 KB).
+CLASS_LABELS = 32
+_CLASS_LABELS: LRUCache = LRUCache(CLASS_LABELS)
+
+
+def class_labels(loaded: models.LoadedModel, image_key: str, build: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
+    """Every class's label of ``loaded`` for the image ``image_key``, built once by ``build`` for every session.
+
+    A class picker lists all of a model's classes on every run; the labels carry the image's probabilities, so
+    they are kept per (model, image), in a cache of their own (apart from the figures').
+    """
+    return _CLASS_LABELS.get_or_create((loaded.name, loaded.pretrained, image_key), build)
+
+
 #: Figures kept (each from about 20 KB to 1 MB: a photo as PNG plus a map or two).
 FIGURES = 96
 _FIGURES: LRUCache = LRUCache(FIGURES)
@@ -188,6 +203,7 @@ def figure(key: Hashable, build: Callable[[], object]) -> object:
 def clear() -> None:
     """Forget every cached result (tests use it to count forward passes and architecture builds)."""
     _FIGURES.clear()
+    _CLASS_LABELS.clear()
     _compute.clear()
     _ranking.clear()
     _cam_maps.clear()
