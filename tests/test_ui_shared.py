@@ -101,3 +101,25 @@ def test_a_session_makes_its_pages_once():
     assert not at.exception, at.exception
     assert at.session_state["app_pages"] is pages
     assert all(a is b for a, b in zip(at.session_state["app_pages"], pages, strict=True))
+
+
+def test_a_gallery_photo_is_fitted_and_hashed_once_and_shared_read_only(monkeypatch):
+    """``gallery_image`` is itself the cached function (no wrapper): the photo as a session keeps it, its key."""
+    import numpy as np
+
+    from ui import shared
+    from vizlib import images
+
+    key = images.gallery()[0].key
+    shared.gallery_image.clear()
+    loads = []
+    real = images.load_gallery_image
+    monkeypatch.setattr(images, "load_gallery_image", lambda k: loads.append(k) or real(k))
+    image, image_key = shared.gallery_image(key)
+    again, again_key = shared.gallery_image(key)
+    assert again is image and again_key == image_key and loads == [key]
+    assert not image.flags.writeable and max(image.shape[:2]) <= shared.SESSION_IMAGE_SIDE
+    assert image_key == shared._image_key(image)
+    np.testing.assert_array_equal(image, images.fit_image(real(key), shared.SESSION_IMAGE_SIDE))
+    assert "gallery photo" in shared.gallery_image.__doc__ and not hasattr(shared, "_gallery_image")
+    shared.gallery_image.clear()

@@ -126,19 +126,15 @@ def set_image(image: Any, label: str, image_key: str | None = None) -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _gallery_image(key: str) -> tuple[np.ndarray, str]:
-    image = images.fit_image(images.load_gallery_image(key), SESSION_IMAGE_SIDE)
-    image.flags.writeable = False
-    return image, _image_key(image)
-
-
 def gallery_image(key: str) -> tuple[np.ndarray, str]:
     """A gallery photo as a session keeps it (longer side at most ``SESSION_IMAGE_SIDE``) and its image key.
 
     Decoded and hashed once per process and shared read-only by every session that shows it: every new student
     starts on the first one.
     """
-    return _gallery_image(key)
+    image = images.fit_image(images.load_gallery_image(key), SESSION_IMAGE_SIDE)
+    image.flags.writeable = False
+    return image, _image_key(image)
 
 
 def _choose_gallery(key: str, label: str) -> None:
