@@ -45,6 +45,12 @@ def _listed(model_name: str, pretrained: bool, layer: str, _loaded) -> str:
     return channels.feature_maps_layer(_loaded, layer)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _no_patches(model_name: str, pretrained: bool, input_size: tuple[int, int], layer: str, _loaded) -> str | None:
+    """Why no photo patches can be shown for ``layer`` (one sentence), or ``None``: then the photo search is offered."""
+    return channels.no_patches_reason(_loaded, layer)
+
+
 def _goto_button(loaded: models.LoadedModel, layer: str, channel: int, key: str) -> None:
     if st.button("Open in Feature maps", key=key, icon=":material/layers:"):
         st.session_state[GOTO_KEY] = {"layer": _listed(loaded.name, loaded.pretrained, layer, loaded),
@@ -84,7 +90,10 @@ def _one_channel(loaded: models.LoadedModel, image: np.ndarray, image_key: str) 
     with photos:
         st.markdown("**Photo patches that excite it most** (each cut to the unit's receptive field)")
         bank = channels.cached_bank(loaded, layer)
-        if bank is None:
+        reason = _no_patches(loaded.name, loaded.pretrained, loaded.input_size, layer, loaded)
+        if reason is not None:
+            st.info(reason, icon=":material/info:")
+        elif bank is None:
             bank = background(heavy_queue(), "bank", (loaded.name, loaded.pretrained, layer),
                               lambda progress: channels.channel_bank(loaded, layer, progress=progress),
                               label=f"Photos through {layer}", start_label="Search the photos", share=True)
@@ -97,13 +106,18 @@ def _one_channel(loaded: models.LoadedModel, image: np.ndarray, image_key: str) 
         _goto_button(loaded, layer, channel, "ch_goto_one")
 
 
-def _top_job(loaded: models.LoadedModel, layer: str, chosen: list[int], steps: int):
+def _top_job(loaded: models.LoadedModel, layer: str, chosen: list[int], steps: int, photos: bool = True):
+    """The optimised pictures of ``chosen`` and (``photos``) the photo search of ``layer``, as one job."""
+    start = 0.2 if photos else 0.0
+
     def run(progress: Progress):
-        channels.channel_bank(loaded, layer, progress=lambda f, m: progress(0.2 * f, f"photos: {m}"))
+        if photos:
+            channels.channel_bank(loaded, layer, progress=lambda f, m: progress(0.2 * f, f"photos: {m}"))
         for i, channel in enumerate(chosen):
             featurevis.visualize_cached(
                 loaded, layer, channel, size=SIZE, steps=steps,
-                progress=lambda f, m, i=i: progress(0.2 + 0.8 * (i + f) / len(chosen), f"channel {i + 1}: {m}"),
+                progress=lambda f, m, i=i: progress(start + (1 - start) * (i + f) / len(chosen),
+                                                    f"channel {i + 1}: {m}"),
             )
         return True
 
@@ -121,12 +135,17 @@ def _top_channels(loaded: models.LoadedModel, image: np.ndarray, image_key: str,
                + ("" if listed == layer else f" Feature maps does not list the block itself: a channel opens there in "
                   f"**{listed}**, the nearest layer it lists with as many channels."))
     chosen = [c.channel for c in top]
+    reason = _no_patches(loaded.name, loaded.pretrained, loaded.input_size, layer, loaded)
+    if reason is not None:  # a global pooling (a small-input model's avgpool): pictures only, and why
+        st.info(reason, icon=":material/info:")
     ready = all(featurevis.cached(loaded, layer, c, size=SIZE, steps=steps) is not None for c in chosen)
-    ready = ready and channels.cached_bank(loaded, layer) is not None
+    ready = ready and (reason is not None or channels.cached_bank(loaded, layer) is not None)
     if not ready:
         background(featurevis.QUEUE, "top6", (loaded.name, loaded.pretrained, layer, tuple(chosen), steps),
-                   _top_job(loaded, layer, chosen, steps), label=f"Pictures of the top {TOP} channels",
-                   start_label=f"Optimise pictures and find photos for these {TOP}", share=True)
+                   _top_job(loaded, layer, chosen, steps, photos=reason is None),
+                   label=f"Pictures of the top {TOP} channels",
+                   start_label=f"Optimise pictures {'for' if reason else 'and find photos for'} these {TOP}",
+                   share=True)
     for column, contribution in zip(st.columns(len(top)), top, strict=True):
         with column:
             st.markdown(f"**#{contribution.channel}** · {contribution.score:+.3g}")

@@ -53,6 +53,18 @@ def test_dataset_examples_are_the_strongest_units_cut_to_their_field(net32, rng)
     assert channels.cached_bank(net32, layer) is not None  # the bundled photos' bank is kept per layer
 
 
+def test_a_pooled_layer_has_no_patches_and_says_so_before_any_search(net32):
+    """The global pooling "5" has no patch to cut: the sentence comes before a search of the photos, and is the one
+    the search itself raises; a convolution has patches."""
+    assert channels.no_patches_reason(net32, "3") is None
+    reason = channels.no_patches_reason(net32, "5")
+    assert reason == "5 pools the whole image: its units have no place to cut a patch from."
+    assert channels.cached_bank(net32, "5") is None
+    with pytest.raises(rf.ReceptiveFieldError) as raised:
+        channels.channel_bank(net32, "5")
+    assert str(raised.value) == reason
+
+
 def test_ranking_equals_activation_times_gradient_by_autograd(net32, rng):
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     target = 3

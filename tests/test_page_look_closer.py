@@ -139,6 +139,7 @@ def test_a_resnets_last_block_opens_in_feature_maps_on_a_layer_it_lists():
     layer, top = channels.rank_channels(own, image, models.classify(own, image).indices[0])
     assert layer == "layer4"
     assert any("**layer4.1.bn2**" in c.value for c in at.caption)
+    assert "Optimise pictures and find photos for these 6" in [b.label for b in at.main.button] and not at.main.info
     at.button(key=f"ch_goto_{top[0].channel}").click().run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Feature maps"
@@ -176,3 +177,39 @@ def test_a_model_of_your_own_at_16_pixels_gets_only_the_sizes_that_fit():
     _wait(heavy_queue())
     at.run()
     assert not at.exception and not at.main.error, [e.value for e in at.main.error]
+
+
+def test_a_32_pixel_model_of_your_own_is_offered_no_photo_search_for_its_pooled_last_block(monkeypatch):
+    """At 32 px a ResNet-18's last block is its ``avgpool``, whose units see the whole image: the top channels'
+    button offers only the optimised pictures (and says why there are no photo patches), and that work succeeds."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+    from tests.test_page_user_model import _load
+    from tests.test_user_models import as_safetensors, seeded_resnet
+    from vizlib.featurevis import service
+
+    real = service.visualize
+    pictures, banks = [], []
+    monkeypatch.setattr(service, "visualize", lambda loaded, layer, channel, *, size, steps, seed, progress: (
+        pictures.append((layer, channel)) or real(loaded, layer, channel, size=32, steps=1, seed=seed)))  # light
+    monkeypatch.setattr(channels, "channel_bank", lambda *a, **k: banks.append(a) or pytest.fail("photo search"))
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.sidebar.toggle(key="own_open").set_value(True).run()
+    at.sidebar.number_input(key="own_size").set_value(32)
+    _load(at, "small32.safetensors", as_safetensors(seeded_resnet().state_dict()), count=3)
+    at.switch_page("pages/channels.py").run()
+    assert not at.exception, at.exception
+    assert any("**avgpool**" in c.value for c in at.caption)
+    assert [i.value for i in at.main.info] == [
+        "avgpool pools the whole image: its units have no place to cut a patch from."]
+    labels = [b.label for b in at.main.button]
+    assert "Optimise pictures for these 6" in labels and not any("find photos" in b for b in labels)
+    (start,) = [b for b in at.main.button if b.label == "Optimise pictures for these 6"]
+    start.click().run()
+    _wait(featurevis.QUEUE)
+    at.run()
+    assert not at.exception and not at.main.error, [e.value for e in at.main.error]
+    assert len(pictures) == 6 and {layer for layer, _ in pictures} == {"avgpool"} and banks == []
+    assert "Optimise pictures for these 6" not in [b.label for b in at.main.button]  # done: the pictures are shown

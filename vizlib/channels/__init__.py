@@ -6,7 +6,15 @@ channel is in :mod:`vizlib.featurevis`.
 """
 
 from vizlib.channels.bundle import bundled_photos
-from vizlib.channels.examples import Bank, Example, cached_bank, channel_bank, dataset_examples, receptive_patch
+from vizlib.channels.examples import (
+    Bank,
+    Example,
+    cached_bank,
+    channel_bank,
+    dataset_examples,
+    no_patches_reason,
+    receptive_patch,
+)
 from vizlib.channels.ranking import (
     ChannelContribution,
     feature_maps_layer,
@@ -25,6 +33,7 @@ __all__ = [
     "dataset_examples",
     "feature_maps_layer",
     "last_block_module",
+    "no_patches_reason",
     "rank_channels",
     "receptive_patch",
     "where_it_fires",

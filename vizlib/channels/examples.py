@@ -20,7 +20,16 @@ from vizlib.caching import LRUCache
 from vizlib.channels.bundle import Photo, bundled_photos
 from vizlib.models import LoadedModel
 
-__all__ = ["BANK_BATCH", "Bank", "Example", "cached_bank", "channel_bank", "dataset_examples", "receptive_patch"]
+__all__ = [
+    "BANK_BATCH",
+    "Bank",
+    "Example",
+    "cached_bank",
+    "channel_bank",
+    "dataset_examples",
+    "no_patches_reason",
+    "receptive_patch",
+]
 
 #: Photos per forward pass while building a bank.
 BANK_BATCH = 8
@@ -92,6 +101,20 @@ def _field(loaded: LoadedModel, layer: str) -> rf.ReceptiveField:
     if field.is_global:
         raise rf.UnsupportedLayerError(f"{layer} pools the whole image: its units have no place to cut a patch from.")
     return field
+
+
+def no_patches_reason(loaded: LoadedModel, layer: str) -> str | None:
+    """Why no photo patches can be cut for the units of ``layer`` (one sentence), or ``None`` when they can.
+
+    A layer whose units see the whole image (a global pooling: the last block of a small-input model of your own
+    may be its ``avgpool``) or whose receptive field can't be traced has no patch to show: :func:`channel_bank` and
+    :func:`dataset_examples` would raise this sentence after a search of every photo.
+    """
+    try:
+        _field(loaded, layer)
+    except rf.ReceptiveFieldError as exc:
+        return str(exc)
+    return None
 
 
 def _banks(loaded: LoadedModel) -> LRUCache[str, Bank]:
