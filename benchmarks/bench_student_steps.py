@@ -138,6 +138,16 @@ async def _run(url: str, uploads: list[Path], pids: tuple[int, ...]) -> list[dic
             await browser.close()
 
 
+def _idle_cpu_per_s(pids: tuple[int, ...], seconds: float) -> float:
+    """CPU seconds a second of ``pids`` together while no browser is connected (after a settling pause)."""
+    if seconds <= 0:
+        return 0.0
+    time.sleep(5)
+    before, start = sum(cpu_seconds(pid)[0] for pid in pids), time.monotonic()
+    time.sleep(seconds)
+    return (sum(cpu_seconds(pid)[0] for pid in pids) - before) / (time.monotonic() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=5, help="students measured, one after the other")
@@ -147,6 +157,8 @@ def main() -> None:
     parser.add_argument("--profile-gil", action="store_true",
                         help="profile only the thread holding the interpreter lock (Python's work, not torch's)")
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="the app's folder (another checkout)")
+    parser.add_argument("--idle", type=float, default=20.0,
+                        help="seconds the warmed server (and HAProxy) is watched with nobody on it, before the students")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="cnn-lens-steps-") as tmp:
@@ -160,6 +172,7 @@ def main() -> None:
                 pids = (proc.pid, proxy.pid)
             warm = make_uploads(folder / "warm", 1, salt=99)
             asyncio.run(_run(url, warm, pids))
+            idle = _idle_cpu_per_s(pids, args.idle)
             uploads = make_uploads(folder / "students", args.students, salt=7)
             spy = _start_profile(proc.pid, args.profile, args.profile_rate, args.profile_gil) if args.profile else None
             proxy_before = sum(cpu_seconds(pid)[0] for pid in pids[1:])
@@ -195,6 +208,9 @@ def main() -> None:
     if args.proxy:
         print(f"of the server's CPU, HAProxy's: {proxy_cpu:.3f} s per student (mean, its pauses and re-visits too)")
     print(f"needed model passes per student: {needed:.3f} s CPU; server / needed = {total / needed:.1f}")
+    path_wall = statistics.median(sum(r[s][2] for s in STEPS) for r in rows)
+    print(f"with nobody on it the server (and HAProxy) used {1e3 * idle:.1f} ms of CPU a second (health checks, "
+          f"polling, housekeeping): {idle * path_wall:.3f} s of the path's total over its {path_wall:.1f} s (median)")
     print("| visited again (not in the path's total) | server CPU s | browser CPU s | wall s (median / max) |")
     print("|---|---:|---:|---:|")
     for s in AGAIN:
